@@ -1,0 +1,44 @@
+"""Per-run measurements of a batched model's outputs: loss, accuracy, weight norm.
+
+Every function takes tensors with a leading run axis and returns one value per run, so a pack
+of K runs is measured in one call and run k's numbers never depend on the other runs.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import torch
+import torch.nn.functional as F
+
+
+def per_example_loss(outputs: torch.Tensor, targets: torch.Tensor, templates: torch.Tensor | None) -> torch.Tensor:
+    """[runs, examples] losses. With ``templates`` [runs, classes, dim] (Liu's regression): the
+    squared error to the target class's template, averaged over its dimensions; without:
+    cross-entropy over the output logits."""
+    if templates is not None:
+        target_vectors = templates[:, targets]  # [runs, examples, dim]
+        return ((outputs - target_vectors) ** 2).mean(dim=-1)
+    runs, examples, classes = outputs.shape
+    flat = F.cross_entropy(outputs.reshape(runs * examples, classes), targets.repeat(runs), reduction="none")
+    return flat.view(runs, examples)
+
+
+def predictions(outputs: torch.Tensor, templates: torch.Tensor | None) -> torch.Tensor:
+    """[runs, examples] predicted classes: the nearest template, or the largest logit."""
+    if templates is not None:
+        distances = ((outputs.unsqueeze(-2) - templates.unsqueeze(1)) ** 2).sum(dim=-1)
+        return distances.argmin(dim=-1)
+    return outputs.argmax(dim=-1)
+
+
+def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean over the examples where ``mask`` [runs, examples] is true, per run."""
+    weights = mask.to(values.dtype)
+    return (values * weights).sum(dim=-1) / weights.sum(dim=-1)
+
+
+def weight_norm(parameters: Iterable[torch.Tensor]) -> torch.Tensor:
+    """l2 norm of all of a run's parameters together, per run."""
+    squares = [p.detach().pow(2).flatten(start_dim=1).sum(dim=1) for p in parameters]
+    return torch.stack(squares).sum(dim=0).sqrt()

@@ -1,0 +1,81 @@
+"""Liu et al.'s toy model, batched over runs: token embeddings (the representation), summed for
+the two operands, then an MLP decoder.
+
+Every parameter has a leading run axis of size K so that a pack of K runs trains as one model
+(torch.baddbmm per layer). Run k's slice is initialised from its own seed only, so a run gets
+the same initial weights whichever pack it lands in.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from grokgrid.tasks import derive_seed
+
+ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu, "gelu": nn.functional.gelu, "silu": nn.functional.silu}
+
+
+class ToyModel(nn.Module):
+    def __init__(
+        self,
+        *,
+        n_tokens: int,
+        embed_dim: int,
+        hidden: Sequence[int],
+        out_dim: int,
+        activation: str,
+        seeds: Sequence[int],
+        init_scales: Sequence[float],
+        dtype: torch.dtype = torch.float32,
+    ):
+        super().__init__()
+        if len(seeds) != len(init_scales):
+            raise ValueError("one seed and one init scale per run")
+        self.n_runs = len(seeds)
+        self.activation = ACTIVATIONS[activation]
+        dims = [embed_dim, *hidden, out_dim]
+        k = self.n_runs
+        self.embedding = nn.Parameter(torch.empty(k, n_tokens, embed_dim, dtype=dtype))
+        self.weights = nn.ParameterList(
+            nn.Parameter(torch.empty(k, d_in, d_out, dtype=dtype)) for d_in, d_out in zip(dims, dims[1:])
+        )
+        self.biases = nn.ParameterList(nn.Parameter(torch.empty(k, 1, d_out, dtype=dtype)) for d_out in dims[1:])
+        for run, (seed, scale) in enumerate(zip(seeds, init_scales)):
+            self._init_run(run, seed, scale)
+
+    @torch.no_grad()
+    def _init_run(self, run: int, seed: int, scale: float) -> None:
+        """Embeddings U[-1/2, 1/2] (Liu); layers as torch.nn.Linear's default, U[-1/sqrt(fan_in),
+        1/sqrt(fan_in)]; everything times the init scale alpha (Omnigrok)."""
+        generator = torch.Generator().manual_seed(derive_seed(seed, "init"))
+
+        def uniform(shape: torch.Size, bound: float) -> torch.Tensor:
+            # Drawn in float64 then cast, so float32 and float64 runs start from the same point.
+            draw = torch.rand(shape, generator=generator, dtype=torch.float64)
+            return ((2 * draw - 1) * bound * scale).to(self.embedding.dtype)
+
+        self.embedding[run] = uniform(self.embedding.shape[1:], 0.5)
+        for weight, bias in zip(self.weights, self.biases):
+            bound = 1 / math.sqrt(weight.shape[1])
+            weight[run] = uniform(weight.shape[1:], bound)
+            bias[run] = uniform(bias.shape[1:], bound)
+
+    def representation_parameters(self) -> list[nn.Parameter]:
+        return [self.embedding]
+
+    def decoder_parameters(self) -> list[nn.Parameter]:
+        return [*self.weights, *self.biases]
+
+    def forward(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+        """Outputs [runs, examples, out_dim] for token index vectors ``left``, ``right`` [examples]."""
+        x = self.embedding[:, left] + self.embedding[:, right]
+        last = len(self.weights) - 1
+        for layer, (weight, bias) in enumerate(zip(self.weights, self.biases)):
+            x = torch.baddbmm(bias, x, weight)
+            if layer < last:
+                x = self.activation(x)
+        return x

@@ -1,0 +1,410 @@
+"""The sweep spec: frozen dataclasses, loaded from YAML and validated before any compute.
+
+A spec names a task, a model, a training recipe, a grid of hyperparameters and the phase
+criteria. ``load_spec`` turns a YAML file into a :class:`SweepSpec` or raises :class:`SpecError`
+whose message is one line naming the field and the fix (the CLI prints it and exits 2).
+Unknown keys are errors: a typo must never silently fall back to a default.
+
+Only the standard library and PyYAML are imported here (DESIGN.md section 2).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+
+class SpecError(ValueError):
+    """A spec problem, as one line: '<field>: <what is wrong>; <how to fix it>'."""
+
+    def __init__(self, where: str, problem: str, fix: str):
+        # One line whatever the input (a key with a newline is escaped where it is named).
+        problem, fix = (" ".join(text.split()) for text in (problem, fix))
+        self.where, self.problem, self.fix = where, problem, fix
+        super().__init__(f"{where}: {problem}; {fix}")
+
+
+# The hyperparameters a grid may sweep, in the order runs are expanded and reported.
+# repr_* act on the representation (embedding) parameters, decoder_* on the rest (Liu et al.).
+HYPERPARAMETERS = ("repr_lr", "decoder_lr", "repr_wd", "decoder_wd", "init_scale", "train_fraction", "seed")
+
+TASKS = ("toy_addition",)
+MODELS = ("toy",)
+LOSSES = ("mse", "ce")
+ACTIVATIONS = ("tanh", "relu", "gelu", "silu")
+OPTIMIZERS = ("adamw",)
+PRECISIONS = ("float32", "float64")
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """Liu et al.'s toy non-modular addition: pairs (i, j) with 0 <= i <= j < p, target i + j."""
+
+    name: str = "toy_addition"
+    p: int = 10
+    loss: str = "mse"  # mse: regression onto random templates (Liu); ce: 2p-1 classes
+    template_dim: int = 30
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Embeddings (the representation) summed, then an MLP decoder."""
+
+    name: str = "toy"
+    embed_dim: int = 1
+    hidden: tuple[int, ...] = (200, 200)
+    activation: str = "tanh"
+
+
+@dataclass(frozen=True)
+class TrainingSpec:
+    steps: int = 5000
+    eval_every: int = 10
+    optimizer: str = "adamw"
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    precision: str = "float32"
+    flush_every: int = 1000  # steps between Parquet parts: bounds what a crash can lose
+
+
+@dataclass(frozen=True)
+class GridSpec:
+    """Values of each hyperparameter; the runs are their Cartesian product."""
+
+    repr_lr: tuple[float, ...] = (1e-3,)
+    decoder_lr: tuple[float, ...] = (1e-4,)
+    repr_wd: tuple[float, ...] = (0.0,)
+    decoder_wd: tuple[float, ...] = (0.0,)
+    init_scale: tuple[float, ...] = (1.0,)
+    train_fraction: tuple[float, ...] = (0.8,)
+    seed: tuple[int, ...] = (0,)
+
+    def swept(self) -> tuple[str, ...]:
+        """Hyperparameters with more than one value (seed excluded: it is aggregated over)."""
+        return tuple(h for h in HYPERPARAMETERS if h != "seed" and len(getattr(self, h)) > 1)
+
+    def size(self) -> int:
+        return math.prod(len(getattr(self, h)) for h in HYPERPARAMETERS)
+
+
+@dataclass(frozen=True)
+class PhasesSpec:
+    """Liu et al.'s phase criteria: accuracy threshold, step budget (None: all steps), gap G."""
+
+    threshold: float = 0.9
+    gap: int = 1000
+    budget: int | None = None
+
+
+@dataclass(frozen=True)
+class ResourcesSpec:
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    max_concurrent: int | None = None
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    name: str
+    description: str = ""
+    task: TaskSpec = field(default_factory=TaskSpec)
+    model: ModelSpec = field(default_factory=ModelSpec)
+    training: TrainingSpec = field(default_factory=TrainingSpec)
+    grid: GridSpec = field(default_factory=GridSpec)
+    phases: PhasesSpec = field(default_factory=PhasesSpec)
+    resources: ResourcesSpec = field(default_factory=ResourcesSpec)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (lists, not tuples) that ``spec_from_dict`` turns back into an equal spec."""
+        return _plain(dataclasses.asdict(self))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+# ----------------------------------------------------------------------------- scalar checks
+
+
+def _number(where: str, value: Any) -> float:
+    # YAML 1.1 reads "1e-3" (no dot) as a string: accept numeric strings, since that is what
+    # a researcher means, but reject bools (YAML's yes/no) and anything else.
+    if isinstance(value, bool):
+        raise SpecError(where, f"expected a number, got {value!r}", "write a number such as 1e-3")
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise SpecError(where, f"expected a number, got {value!r}", "write a number such as 1e-3") from None
+    if not isinstance(value, (int, float)):
+        raise SpecError(where, f"expected a number, got {type(value).__name__}", "write a number such as 1e-3")
+    if not math.isfinite(value):
+        raise SpecError(where, f"must be finite, got {value!r}", "write a finite number")
+    return float(value)
+
+
+def _integer(where: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise SpecError(where, f"expected an integer, got {value!r}", "write a whole number such as 100")
+    number = _number(where, value)
+    if number != int(number):
+        raise SpecError(where, f"expected an integer, got {value!r}", "write a whole number such as 100")
+    return int(number)
+
+
+def _at_least(where: str, value: float, low: float, *, strict: bool = False) -> None:
+    if value < low or (strict and value == low):
+        relation = ">" if strict else ">="
+        raise SpecError(where, f"must be {relation} {low:g}, got {value:g}", f"use a value {relation} {low:g}")
+
+
+def _choice(where: str, value: Any, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise SpecError(where, f"unknown value {value!r}", f"use one of {', '.join(choices)}")
+    return value
+
+
+def _mapping(where: str, value: Any) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise SpecError(where, f"expected a mapping, got {type(value).__name__}", "write 'key: value' lines under it")
+    for key in value:
+        if not isinstance(key, str):
+            raise SpecError(where, f"key {key!r} is not a string", "use field names as keys")
+    return value
+
+
+def _reject_unknown(where: str, data: Mapping[str, Any], cls: type) -> None:
+    known = [f.name for f in fields(cls)]
+    for key in data:
+        if key not in known:
+            prefix = f"{where}." if where else ""
+            shown = key if key.isprintable() else repr(key)[1:-1]
+            raise SpecError(f"{prefix}{shown}", "unknown key", f"valid keys are {', '.join(known)}")
+
+
+# ----------------------------------------------------------------------------- sections
+
+
+def _task(data: Mapping[str, Any]) -> TaskSpec:
+    _reject_unknown("task", data, TaskSpec)
+    d = TaskSpec()
+    task = TaskSpec(
+        name=_choice("task.name", data.get("name", d.name), TASKS),
+        p=_integer("task.p", data.get("p", d.p)),
+        loss=_choice("task.loss", data.get("loss", d.loss), LOSSES),
+        template_dim=_integer("task.template_dim", data.get("template_dim", d.template_dim)),
+    )
+    _at_least("task.p", task.p, 2)
+    _at_least("task.template_dim", task.template_dim, 1)
+    return task
+
+
+def _model(data: Mapping[str, Any]) -> ModelSpec:
+    _reject_unknown("model", data, ModelSpec)
+    d = ModelSpec()
+    hidden = data.get("hidden", list(d.hidden))
+    if not isinstance(hidden, (list, tuple)):
+        raise SpecError("model.hidden", f"expected a list of layer widths, got {hidden!r}", "write e.g. [200, 200]")
+    widths = tuple(_integer(f"model.hidden[{i}]", w) for i, w in enumerate(hidden))
+    for i, w in enumerate(widths):
+        _at_least(f"model.hidden[{i}]", w, 1)
+    model = ModelSpec(
+        name=_choice("model.name", data.get("name", d.name), MODELS),
+        embed_dim=_integer("model.embed_dim", data.get("embed_dim", d.embed_dim)),
+        hidden=widths,
+        activation=_choice("model.activation", data.get("activation", d.activation), ACTIVATIONS),
+    )
+    _at_least("model.embed_dim", model.embed_dim, 1)
+    return model
+
+
+def _training(data: Mapping[str, Any]) -> TrainingSpec:
+    _reject_unknown("training", data, TrainingSpec)
+    d = TrainingSpec()
+    betas = data.get("betas", list(d.betas))
+    if not isinstance(betas, (list, tuple)) or len(betas) != 2:
+        raise SpecError("training.betas", f"expected two numbers, got {betas!r}", "write e.g. [0.9, 0.999]")
+    beta_values = tuple(_number(f"training.betas[{i}]", b) for i, b in enumerate(betas))
+    for i, b in enumerate(beta_values):
+        if not 0 <= b < 1:
+            raise SpecError(f"training.betas[{i}]", f"must be in [0, 1), got {b:g}", "use e.g. 0.9 or 0.999")
+    training = TrainingSpec(
+        steps=_integer("training.steps", data.get("steps", d.steps)),
+        eval_every=_integer("training.eval_every", data.get("eval_every", d.eval_every)),
+        optimizer=_choice("training.optimizer", data.get("optimizer", d.optimizer), OPTIMIZERS),
+        betas=beta_values,  # type: ignore[arg-type]
+        eps=_number("training.eps", data.get("eps", d.eps)),
+        precision=_choice("training.precision", data.get("precision", d.precision), PRECISIONS),
+        flush_every=_integer("training.flush_every", data.get("flush_every", d.flush_every)),
+    )
+    _at_least("training.steps", training.steps, 1)
+    _at_least("training.eval_every", training.eval_every, 1)
+    _at_least("training.eps", training.eps, 0, strict=True)
+    _at_least("training.flush_every", training.flush_every, 1)
+    return training
+
+
+def _grid_values(where: str, raw: Any) -> list[float]:
+    """A grid axis: a scalar, a list, or {logspace|linspace: [start, stop, num]}."""
+    if isinstance(raw, Mapping):
+        if len(raw) != 1 or next(iter(raw)) not in ("logspace", "linspace"):
+            raise SpecError(where, f"unknown range form {dict(raw)!r}", "write a list, or {logspace: [1e-5, 1e-2, 4]}")
+        kind, args = next(iter(raw.items()))
+        if not isinstance(args, (list, tuple)) or len(args) != 3:
+            raise SpecError(f"{where}.{kind}", f"expected [start, stop, num], got {args!r}", "write e.g. [1e-5, 1e-2, 4]")
+        start, stop = _number(f"{where}.{kind}[0]", args[0]), _number(f"{where}.{kind}[1]", args[1])
+        num = _integer(f"{where}.{kind}[2]", args[2])
+        _at_least(f"{where}.{kind}[2]", num, 1)
+        if kind == "logspace":
+            for i, v in enumerate((start, stop)):
+                _at_least(f"{where}.logspace[{i}]", v, 0, strict=True)
+            lo, hi = math.log10(start), math.log10(stop)
+            return [_round(10 ** (lo + (hi - lo) * i / max(num - 1, 1))) for i in range(num)]
+        return [_round(start + (stop - start) * i / max(num - 1, 1)) for i in range(num)]
+    values = list(raw) if isinstance(raw, (list, tuple)) else [raw]
+    if not values:
+        raise SpecError(where, "empty list: the grid would have no runs", "give at least one value")
+    return [_number(f"{where}[{i}]" if isinstance(raw, (list, tuple)) else where, v) for i, v in enumerate(values)]
+
+
+def _round(value: float) -> float:
+    # 12 significant digits: logspace(1e-5, 1e-2, 4) gives 1e-4 exactly, so run ids are stable.
+    return float(f"{value:.12g}")
+
+
+def _grid(data: Mapping[str, Any]) -> GridSpec:
+    _reject_unknown("grid", data, GridSpec)
+    d = GridSpec()
+    axes: dict[str, tuple] = {}
+    for name in HYPERPARAMETERS:
+        where = f"grid.{name}"
+        values = _grid_values(where, data[name]) if name in data else list(getattr(d, name))
+        if len(set(values)) != len(values):
+            raise SpecError(where, f"repeated values {values}", "list each value once")
+        for i, v in enumerate(values):
+            at = f"{where}[{i}]" if len(values) > 1 or isinstance(data.get(name), (list, tuple)) else where
+            _check_hyperparameter(at, name, v)
+        axes[name] = tuple(int(v) for v in values) if name == "seed" else tuple(values)
+    return GridSpec(**axes)
+
+
+def _check_hyperparameter(where: str, name: str, value: float) -> None:
+    if name.endswith("_lr"):
+        _at_least(where, value, 0, strict=True)
+    elif name.endswith("_wd"):
+        _at_least(where, value, 0)
+    elif name == "init_scale":
+        _at_least(where, value, 0, strict=True)
+    elif name == "train_fraction":
+        if not 0 < value < 1:
+            raise SpecError(where, f"must be in (0, 1), got {value:g}", "use a fraction such as 0.8")
+    elif name == "seed":
+        if value != int(value) or value < 0:
+            raise SpecError(where, f"must be a non-negative integer, got {value:g}", "use e.g. 0")
+
+
+def _phases(data: Mapping[str, Any]) -> PhasesSpec:
+    _reject_unknown("phases", data, PhasesSpec)
+    d = PhasesSpec()
+    threshold = _number("phases.threshold", data.get("threshold", d.threshold))
+    if not 0 < threshold <= 1:
+        raise SpecError("phases.threshold", f"must be in (0, 1], got {threshold:g}", "use an accuracy such as 0.9")
+    gap = _integer("phases.gap", data.get("gap", d.gap))
+    _at_least("phases.gap", gap, 0)
+    budget = data.get("budget", d.budget)
+    if budget is not None:
+        budget = _integer("phases.budget", budget)
+        _at_least("phases.budget", budget, 1)
+    return PhasesSpec(threshold=threshold, gap=gap, budget=budget)
+
+
+def _resources(data: Mapping[str, Any]) -> ResourcesSpec:
+    _reject_unknown("resources", data, ResourcesSpec)
+    d = ResourcesSpec()
+    cpus = _number("resources.cpus_per_trial", data.get("cpus_per_trial", d.cpus_per_trial))
+    gpus = _number("resources.gpus_per_trial", data.get("gpus_per_trial", d.gpus_per_trial))
+    _at_least("resources.cpus_per_trial", cpus, 0, strict=True)
+    _at_least("resources.gpus_per_trial", gpus, 0)
+    concurrent = data.get("max_concurrent", d.max_concurrent)
+    if concurrent is not None:
+        concurrent = _integer("resources.max_concurrent", concurrent)
+        _at_least("resources.max_concurrent", concurrent, 1)
+    return ResourcesSpec(cpus_per_trial=cpus, gpus_per_trial=gpus, max_concurrent=concurrent)
+
+
+_SECTIONS = {
+    "task": _task,
+    "model": _model,
+    "training": _training,
+    "grid": _grid,
+    "phases": _phases,
+    "resources": _resources,
+}
+
+
+def spec_from_dict(data: Any) -> SweepSpec:
+    """Validate plain data (as parsed from YAML) into a SweepSpec; raises SpecError."""
+    data = _mapping("spec", data)
+    _reject_unknown("", data, SweepSpec)
+    if "name" not in data:
+        raise SpecError("name", "missing", "add 'name: <sweep name>' (it names the results folder)")
+    name = data["name"]
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        raise SpecError("name", f"invalid sweep name {name!r}", "use letters, digits, '_', '-' or '.' (at most 64)")
+    description = data.get("description", "")
+    if not isinstance(description, str):
+        raise SpecError("description", f"expected text, got {type(description).__name__}", "quote it")
+    sections = {key: build(_mapping(key, data.get(key))) for key, build in _SECTIONS.items()}
+    spec = SweepSpec(name=name, description=description, **sections)
+    _check_consistency(spec)
+    return spec
+
+
+def _check_consistency(spec: SweepSpec) -> None:
+    """Checks that span sections."""
+    pairs = spec.task.p * (spec.task.p + 1) // 2
+    for i, fraction in enumerate(spec.grid.train_fraction):
+        n_train = round(fraction * pairs)
+        if n_train < 1 or n_train >= pairs:
+            raise SpecError(
+                f"grid.train_fraction[{i}]",
+                f"{fraction:g} of {pairs} pairs leaves an empty train or validation set",
+                "use a fraction that keeps at least one pair on each side",
+            )
+    if spec.phases.budget is not None and spec.phases.budget > spec.training.steps:
+        raise SpecError(
+            "phases.budget",
+            f"budget {spec.phases.budget} exceeds training.steps {spec.training.steps}",
+            "lower the budget or train longer",
+        )
+
+
+def load_spec(path: str | Path) -> SweepSpec:
+    """Read and validate a YAML spec file; every problem is a SpecError (one line)."""
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(str(path), "no such file", "give the path of a sweep YAML, e.g. sweeps/quickstart.yaml")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        problem = " ".join(str(exc).split())
+        raise SpecError(str(path), f"not valid YAML ({problem})", "fix the YAML syntax") from None
+    return spec_from_dict(data)
+
+
+def dump_spec(spec: SweepSpec) -> str:
+    """The spec as YAML text (what results/<sweep>/spec.yaml holds)."""
+    return yaml.safe_dump(spec.to_dict(), sort_keys=False)

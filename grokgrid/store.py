@@ -1,0 +1,229 @@
+"""The results folder: one explicit Parquet schema per table, atomic writers, tolerant readers.
+
+Everything a sweep produces lives under ``results/<sweep>/`` (layout in DESIGN.md section 1).
+Writers never leave a half-written file behind: they write a temp file whose name starts with
+"." (so readers ignore it) and ``os.replace`` it into place. Readers skip torn or foreign files
+with a warning instead of crashing, and dedupe metric rows on (run_id, step).
+
+No torch or Ray import here: reports must work on a laptop with only pandas and pyarrow.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+# Per-step metrics: one row per (run, logged step). Types are explicit so that a part written
+# by one worker never drifts (int vs float) from another's.
+METRICS_SCHEMA = pa.schema(
+    [
+        pa.field("run_id", pa.string(), nullable=False),
+        pa.field("step", pa.int64(), nullable=False),
+        pa.field("train_loss", pa.float64()),
+        pa.field("val_loss", pa.float64()),
+        pa.field("train_acc", pa.float64()),
+        pa.field("val_acc", pa.float64()),
+        pa.field("weight_norm", pa.float64()),
+        pa.field("elapsed_s", pa.float64()),
+    ]
+)
+METRIC_COLUMNS = tuple(METRICS_SCHEMA.names)
+# In the files, run_id is the hive partition (the folder name run_id=<id>), not a column, so that
+# `pd.read_parquet("results/<sweep>/metrics")` and `pyarrow.dataset` read the folder as one table.
+PART_SCHEMA = pa.schema([f for f in METRICS_SCHEMA if f.name != "run_id"])
+
+# Phase labels: one row per run (see phases.py for the meaning of each column).
+LABELS_SCHEMA = pa.schema(
+    [
+        pa.field("run_id", pa.string(), nullable=False),
+        pa.field("phase", pa.string(), nullable=False),
+        pa.field("reason", pa.string(), nullable=False),
+        pa.field("t_train", pa.int64()),
+        pa.field("t_val", pa.int64()),
+        pa.field("gap", pa.int64()),
+        pa.field("final_train_acc", pa.float64()),
+        pa.field("final_val_acc", pa.float64()),
+        pa.field("max_val_acc", pa.float64()),
+        pa.field("last_step", pa.int64()),
+        pa.field("val_before_train", pa.bool_()),
+    ]
+)
+
+SPEC_FILE = "spec.yaml"
+RUNS_FILE = "runs.parquet"
+LABELS_FILE = "labels.parquet"
+REPORT_FILE = "report.html"
+METRICS_DIR = "metrics"
+CHECKPOINTS_DIR = "checkpoints"
+TUNE_DIR = "tune"
+
+RUN_STATUSES = ("pending", "done", "failed")
+
+
+# ----------------------------------------------------------------------------- atomic writes
+
+
+def _temp_path_beside(path: Path) -> Path:
+    """A fresh hidden temp file in the target's folder (same filesystem, so os.replace is atomic)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    return Path(tmp)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see either the old file or the whole new one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temp_path_beside(path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_table(path: Path, table: pa.Table) -> None:
+    """Write a Parquet file atomically (temp name starts with '.' and does not end in .parquet)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temp_path_beside(path)
+    try:
+        pq.write_table(table, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _table(rows: Sequence[Mapping[str, object]] | pd.DataFrame, schema: pa.Schema) -> pa.Table:
+    """Build a table with exactly ``schema``'s columns; a missing or mistyped column is an error."""
+    frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
+    missing = [n for n in schema.names if n not in frame.columns]
+    if missing:
+        raise ValueError(f"rows lack the column(s) {missing} of the schema")
+    return pa.Table.from_pandas(frame[list(schema.names)], schema=schema, preserve_index=False)
+
+
+# ----------------------------------------------------------------------------- metrics
+
+
+def metrics_part_path(sweep_dir: Path, run_id: str, first_step: int) -> Path:
+    # Zero-padded so that lexical order is step order.
+    return Path(sweep_dir) / METRICS_DIR / f"run_id={run_id}" / f"part-{first_step:012d}.parquet"
+
+
+def write_metrics_part(sweep_dir: Path, run_id: str, rows: Sequence[Mapping[str, object]]) -> Path | None:
+    """Write one run's rows (consecutive steps) as one Parquet part; returns its path."""
+    if not rows:
+        return None
+    if any(r["run_id"] != run_id for r in rows):
+        raise ValueError(f"rows of another run in the part of run {run_id}")
+    table = _table(rows, PART_SCHEMA)
+    first = int(min(r["step"] for r in rows))
+    path = metrics_part_path(sweep_dir, run_id, first)
+    atomic_write_table(path, table)
+    return path
+
+
+def _part_files(sweep_dir: Path, run_ids: Iterable[str] | None) -> list[Path]:
+    root = Path(sweep_dir) / METRICS_DIR
+    if not root.is_dir():
+        return []
+    if run_ids is None:
+        dirs = sorted(d for d in root.iterdir() if d.is_dir() and d.name.startswith("run_id="))
+    else:
+        dirs = [root / f"run_id={r}" for r in run_ids]
+    files: list[Path] = []
+    for d in dirs:
+        if d.is_dir():
+            files.extend(sorted(f for f in d.iterdir() if f.name.endswith(".parquet") and not f.name.startswith(".")))
+    return files
+
+
+def _read_part(path: Path) -> pa.Table:
+    """One part, checked against PART_SCHEMA (pyarrow would fill a foreign file's missing
+    columns with nulls, so the names are checked before the cast)."""
+    table = pq.read_table(path)
+    missing = [n for n in PART_SCHEMA.names if n not in table.column_names]
+    if missing:
+        raise ValueError(f"not a grokgrid metrics part (no column {', '.join(missing)})")
+    return table.select(PART_SCHEMA.names).cast(PART_SCHEMA)
+
+
+def read_metrics(sweep_dir: Path, run_ids: Iterable[str] | None = None) -> pd.DataFrame:
+    """All metric rows of the sweep (or of ``run_ids``), sorted by (run_id, step), deduplicated.
+
+    A part that cannot be read, or whose schema is not ours, is skipped with a warning: one torn
+    file must not hide every other run's results.
+    """
+    tables = []
+    for f in _part_files(sweep_dir, run_ids):
+        try:
+            t = _read_part(f)
+        except Exception as exc:  # noqa: BLE001 - any unreadable file is reported and skipped
+            warnings.warn(f"skipping unreadable metrics file {f}: {exc}", stacklevel=2)
+            continue
+        run_id = f.parent.name.removeprefix("run_id=")
+        tables.append(t.add_column(0, METRICS_SCHEMA.field("run_id"), pa.array([run_id] * t.num_rows, pa.string())))
+    if not tables:
+        return METRICS_SCHEMA.empty_table().to_pandas()
+    frame = pa.concat_tables(tables).to_pandas()
+    # A resumed run may rewrite steps after its last checkpoint: the later part wins.
+    frame = frame.drop_duplicates(subset=["run_id", "step"], keep="last")
+    return frame.sort_values(["run_id", "step"], kind="stable").reset_index(drop=True)
+
+
+def clear_metrics_from(sweep_dir: Path, run_id: str, first_step: int) -> None:
+    """Delete a run's parts that start at or after ``first_step`` (used when a run restarts)."""
+    for f in _part_files(sweep_dir, [run_id]):
+        try:
+            start = int(f.stem.split("-", 1)[1])
+        except (IndexError, ValueError):
+            continue
+        if start >= first_step:
+            f.unlink(missing_ok=True)
+
+
+# ----------------------------------------------------------------------------- runs and labels
+
+
+def write_runs(sweep_dir: Path, runs: pd.DataFrame) -> Path:
+    """The runs table: run_id, pack_id, status and one column per hyperparameter."""
+    path = Path(sweep_dir) / RUNS_FILE
+    atomic_write_table(path, pa.Table.from_pandas(runs.reset_index(drop=True), preserve_index=False))
+    return path
+
+
+def read_runs(sweep_dir: Path) -> pd.DataFrame:
+    path = Path(sweep_dir) / RUNS_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: is {sweep_dir} a grokgrid results folder?")
+    return pq.read_table(path).to_pandas()
+
+
+def write_labels(sweep_dir: Path, labels: pd.DataFrame) -> Path:
+    path = Path(sweep_dir) / LABELS_FILE
+    atomic_write_table(path, _table(labels, LABELS_SCHEMA))
+    return path
+
+
+def read_labels(sweep_dir: Path) -> pd.DataFrame:
+    path = Path(sweep_dir) / LABELS_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: run `grokgrid classify {sweep_dir}` first")
+    return pq.read_table(path, schema=LABELS_SCHEMA).to_pandas()

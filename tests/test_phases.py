@@ -1,0 +1,493 @@
+"""Tests for grokgrid.phases: hand-built curves for every phase, Liu et al.'s edge cases, the
+frame-level classifier (schema, store round trip) and property tests over generated curves."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from grokgrid import store
+from grokgrid.phases import (
+    LABEL_COLUMNS,
+    PHASE_COLORS,
+    PHASES,
+    Label,
+    PhaseCriteria,
+    classify,
+    classify_curve,
+    phase_counts,
+)
+
+NAN = float("nan")
+
+
+def curve(points, **kw) -> Label:
+    """Label a curve given as [(step, train_acc, val_acc), ...]."""
+    steps, train, val = zip(*points) if points else ((), (), ())
+    return classify_curve(steps, train, val, **kw)
+
+
+def same(a: object, b: object) -> bool:
+    """Equality where NaN equals NaN (floats in Labels may be NaN)."""
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    return a == b
+
+
+def labels_equal(a: Label, b: Label) -> bool:
+    return all(same(getattr(a, f), getattr(b, f)) for f in Label.__dataclass_fields__)
+
+
+def row_to_label(row: pd.Series) -> Label:
+    """A classify() row as a Label (nullable ints -> None)."""
+
+    def opt(v):
+        return None if pd.isna(v) else int(v)
+
+    return Label(
+        phase=row["phase"],
+        reason=row["reason"],
+        t_train=opt(row["t_train"]),
+        t_val=opt(row["t_val"]),
+        gap=opt(row["gap"]),
+        final_train_acc=float(row["final_train_acc"]),
+        final_val_acc=float(row["final_val_acc"]),
+        max_val_acc=float(row["max_val_acc"]),
+        last_step=opt(row["last_step"]),
+        val_before_train=bool(row["val_before_train"]),
+    )
+
+
+# ----------------------------------------------------------------------------- constants
+
+
+def test_phase_colors_cover_every_phase_with_distinct_hex():
+    assert set(PHASE_COLORS) == set(PHASES)
+    assert len(set(PHASE_COLORS.values())) == len(PHASES)
+    for colour in PHASE_COLORS.values():
+        assert colour.startswith("#") and len(colour) == 7
+        int(colour[1:], 16)
+
+
+def test_label_fields_match_labels_schema():
+    assert LABEL_COLUMNS == tuple(store.LABELS_SCHEMA.names)
+    assert tuple(Label.__dataclass_fields__) == tuple(store.LABELS_SCHEMA.names[1:])
+
+
+# ----------------------------------------------------------------------------- one phase each
+
+
+def test_comprehension():
+    lab = curve([(0, 0.1, 0.0), (100, 0.95, 0.3), (300, 1.0, 0.92), (500, 1.0, 0.97)])
+    assert lab.phase == "comprehension"
+    assert (lab.t_train, lab.t_val, lab.gap) == (100, 300, 200)
+    assert lab.reason == "train acc reached 0.9 at step 100, val at step 300: gap 200 < 1000"
+    assert (lab.final_train_acc, lab.final_val_acc, lab.max_val_acc) == (1.0, 0.97, 0.97)
+    assert lab.last_step == 500 and not lab.val_before_train
+
+
+def test_grokking():
+    lab = curve([(0, 0.1, 0.0), (120, 0.95, 0.1), (2000, 1.0, 0.2), (4100, 1.0, 0.95)])
+    assert lab.phase == "grokking"
+    assert (lab.t_train, lab.t_val, lab.gap) == (120, 4100, 3980)
+    assert lab.reason == "train acc reached 0.9 at step 120, val at step 4100: gap 3980 >= 1000"
+
+
+def test_memorization():
+    lab = curve([(0, 0.1, 0.0), (100, 0.99, 0.4), (5000, 1.0, 0.3)])
+    assert lab.phase == "memorization"
+    assert (lab.t_train, lab.t_val, lab.gap) == (100, None, None)
+    assert lab.max_val_acc == 0.4
+    assert "val acc never did by step 5000" in lab.reason
+
+
+def test_confusion():
+    lab = curve([(0, 0.1, 0.0), (100, 0.5, 0.3), (5000, 0.6, 0.3)])
+    assert lab.phase == "confusion"
+    assert (lab.t_train, lab.t_val, lab.gap) == (None, None, None)
+    assert not lab.val_before_train
+    assert lab.reason == "train acc never reached 0.9 by step 5000 (final 0.6)"
+
+
+def test_diverged_on_nan_loss_names_the_step():
+    lab = classify_curve(
+        [0, 100, 200, 300],
+        [0.1, 0.95, 0.2, 0.1],
+        [0.0, 0.2, 0.1, 0.1],
+        train_loss=[2.0, 0.1, NAN, NAN],
+        val_loss=[2.0, 3.0, 4.0, NAN],
+    )
+    assert lab.phase == "diverged"
+    assert "step 200" in lab.reason and "train_loss=nan" in lab.reason
+    assert lab.t_train == 100  # timings before the divergence are still reported
+
+
+@pytest.mark.parametrize("bad", [float("inf"), float("-inf"), NAN])
+def test_diverged_on_any_non_finite_val_loss(bad):
+    lab = classify_curve([0, 10], [1.0, 1.0], [1.0, 1.0], train_loss=[0.1, 0.1], val_loss=[0.1, bad])
+    assert lab.phase == "diverged"
+    assert "step 10" in lab.reason and f"val_loss={bad}" in lab.reason
+
+
+def test_accuracies_at_or_after_divergence_do_not_count():
+    # Broken weights can give any accuracy; a val "rise" logged at the NaN step is not trusted.
+    lab = classify_curve([0, 100, 200], [0.95, 0.95, 1.0], [0.0, 0.99, 0.99], train_loss=[1.0, NAN, NAN])
+    assert lab.phase == "diverged"
+    assert (lab.t_train, lab.t_val) == (0, None)
+
+
+# ----------------------------------------------------------------------------- edge cases
+
+
+def test_gap_exactly_G_is_grokking():
+    lab = curve([(0, 0.95, 0.0), (1000, 1.0, 0.95)])
+    assert lab.phase == "grokking" and lab.gap == 1000
+
+
+def test_gap_G_minus_one_is_comprehension():
+    lab = curve([(0, 0.95, 0.0), (999, 1.0, 0.95)])
+    assert lab.phase == "comprehension" and lab.gap == 999
+
+
+def test_gap_zero_is_grokking_when_G_is_zero():
+    lab = curve([(0, 0.95, 0.95)], criteria=PhaseCriteria(gap=0))
+    assert lab.phase == "grokking" and lab.gap == 0
+
+
+def test_threshold_is_inclusive():
+    assert curve([(5, 0.9, 0.9)]).t_train == 5
+    assert curve([(5, 0.8999, 0.9)]).t_train is None
+
+
+def test_never_reached_anything():
+    lab = curve([(0, 0.0, 0.0), (10, 0.0, 0.0)])
+    assert lab.phase == "confusion"
+    assert (lab.t_train, lab.t_val, lab.gap) == (None, None, None)
+
+
+def test_val_reached_but_train_not_is_confusion_not_comprehension():
+    lab = curve([(0, 0.5, 0.2), (100, 0.8, 0.95), (200, 0.85, 0.96)])
+    assert lab.phase == "confusion"
+    assert lab.val_before_train
+    assert (lab.t_train, lab.t_val, lab.gap) == (None, 100, None)
+    assert "confusion, not comprehension" in lab.reason and "step 100" in lab.reason
+
+
+def test_val_before_train_with_both_reached_is_comprehension_with_negative_gap():
+    lab = curve([(0, 0.5, 0.2), (100, 0.8, 0.95), (5000, 0.95, 0.96)])
+    assert lab.phase == "comprehension"
+    assert lab.gap == -4900 and lab.val_before_train
+    assert "before train" in lab.reason
+
+
+def test_nan_accuracy_is_not_reached_and_not_diverged():
+    lab = curve([(0, NAN, NAN), (100, 0.95, NAN), (200, 1.0, 0.5), (300, NAN, NAN)])
+    assert lab.phase == "memorization"
+    assert lab.t_train == 100 and lab.t_val is None
+    assert lab.max_val_acc == 0.5  # NaNs skipped
+    assert math.isnan(lab.final_train_acc)  # the value at the last step, NaN or not
+
+
+def test_all_nan_accuracies():
+    lab = curve([(0, NAN, NAN), (1, NAN, NAN)])
+    assert lab.phase == "confusion" and math.isnan(lab.max_val_acc)
+
+
+def test_budget_cuts_off_a_late_val_rise():
+    points = [(0, 0.1, 0.0), (100, 0.95, 0.1), (10_000, 1.0, 0.2), (20_000, 1.0, 0.99)]
+    assert curve(points).phase == "grokking"
+    lab = curve(points, criteria=PhaseCriteria(budget=10_000))
+    assert lab.phase == "memorization"
+    assert lab.last_step == 10_000 and lab.final_val_acc == 0.2 and lab.max_val_acc == 0.2
+
+
+def test_divergence_after_the_budget_does_not_count():
+    lab = classify_curve([0, 100, 200], [0.95, 1, 1], [0.95, 1, 1], train_loss=[1, 1, NAN],
+                         criteria=PhaseCriteria(budget=100))
+    assert lab.phase == "comprehension"
+
+
+def test_unsorted_input_is_sorted_first():
+    points = [(4100, 1.0, 0.95), (0, 0.1, 0.0), (2000, 1.0, 0.2), (120, 0.95, 0.1)]
+    lab = curve(points)
+    assert lab == curve(sorted(points))
+    assert lab.phase == "grokking" and lab.last_step == 4100 and lab.final_val_acc == 0.95
+
+
+def test_empty_curve():
+    lab = curve([])
+    assert lab.phase == "confusion" and lab.reason == "no logged steps"
+    assert (lab.t_train, lab.t_val, lab.gap, lab.last_step) == (None, None, None, None)
+    assert math.isnan(lab.final_train_acc) and not lab.val_before_train
+
+
+def test_curve_entirely_beyond_budget_is_empty():
+    lab = curve([(500, 1.0, 1.0)], criteria=PhaseCriteria(budget=100))
+    assert lab.phase == "confusion" and lab.reason.startswith("no logged steps")
+    assert lab.last_step is None
+
+
+def test_mismatched_lengths_are_an_error():
+    with pytest.raises(ValueError, match="val_acc"):
+        classify_curve([0, 1], [0.1, 0.2], [0.1])
+
+
+# ----------------------------------------------------------------------------- criteria
+
+
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        ({"threshold": 0.0}, "threshold"),
+        ({"threshold": 1.5}, "threshold"),
+        ({"threshold": NAN}, "threshold"),
+        ({"gap": -1}, "gap"),
+        ({"gap": 1.5}, "gap"),
+        ({"budget": 0}, "budget"),
+        ({"budget": -10}, "budget"),
+        ({"budget": 1.5}, "budget"),
+        ({"threshold": True}, "threshold"),
+    ],
+)
+def test_criteria_validation_names_the_field(kwargs, field):
+    with pytest.raises(ValueError, match=field):
+        PhaseCriteria(**kwargs)
+
+
+def test_criteria_defaults_and_valid_edges():
+    assert PhaseCriteria() == PhaseCriteria(threshold=0.9, gap=1000, budget=None)
+    PhaseCriteria(threshold=1.0, gap=0, budget=1)
+
+
+# ----------------------------------------------------------------------------- frames
+
+
+def metrics_frame() -> pd.DataFrame:
+    """Three runs (deliberately out of order) plus one with every step beyond a budget."""
+    rows = [
+        ("b-grok", 0, 0.1, 0.0, 1.0, 1.0),
+        ("b-grok", 100, 0.95, 0.1, 0.5, 2.0),
+        ("b-grok", 3000, 1.0, 0.95, 0.1, 0.2),
+        ("a-memo", 100, 0.99, 0.3, 0.1, 3.0),
+        ("a-memo", 0, 0.2, 0.1, 1.0, 1.0),
+        ("c-div", 0, 0.1, 0.1, 1.0, 1.0),
+        ("c-div", 50, 0.1, 0.1, float("inf"), 1.0),
+        ("d-late", 9_000, 1.0, 1.0, 0.1, 0.1),
+    ]
+    frame = pd.DataFrame(rows, columns=["run_id", "step", "train_acc", "val_acc", "train_loss", "val_loss"])
+    frame["weight_norm"] = 1.0  # other columns are ignored
+    return frame
+
+
+def test_classify_frame_columns_order_and_types():
+    labels = classify(metrics_frame())
+    assert tuple(labels.columns) == tuple(store.LABELS_SCHEMA.names)
+    assert labels["run_id"].tolist() == ["a-memo", "b-grok", "c-div", "d-late"]
+    assert labels["phase"].tolist() == ["memorization", "grokking", "diverged", "comprehension"]
+    for col in ("t_train", "t_val", "gap", "last_step"):
+        assert str(labels[col].dtype) == "Int64"
+    assert labels["val_before_train"].dtype == bool
+    assert pd.isna(labels.loc[0, "t_val"]) and labels.loc[1, "gap"] == 2900
+
+
+def test_classify_with_budget_keeps_runs_without_steps():
+    labels = classify(metrics_frame(), PhaseCriteria(budget=5000)).set_index("run_id")
+    assert labels.loc["d-late", "phase"] == "confusion"
+    assert labels.loc["d-late", "reason"] == "no logged steps within budget 5000"
+    assert pd.isna(labels.loc["d-late", "last_step"])
+
+
+def test_classify_round_trips_through_store(tmp_path):
+    labels = classify(metrics_frame(), PhaseCriteria(budget=5000))
+    store.write_labels(tmp_path, labels)
+    back = store.read_labels(tmp_path)
+    assert tuple(back.columns) == tuple(store.LABELS_SCHEMA.names)
+    assert len(back) == len(labels)
+    for (_, a), (_, b) in zip(labels.iterrows(), back.iterrows()):
+        assert a["run_id"] == b["run_id"]
+        assert labels_equal(row_to_label(a), row_to_label(b))
+
+
+def test_classify_reads_store_metrics(tmp_path):
+    # The real pipeline: metrics parts written by workers, read back, classified.
+    cols = list(store.METRIC_COLUMNS)
+    for run_id, part in metrics_frame().groupby("run_id"):
+        rows = part.assign(weight_norm=1.0, elapsed_s=0.0)[cols].to_dict("records")
+        store.write_metrics_part(tmp_path, run_id, rows)
+    labels = classify(store.read_metrics(tmp_path))
+    pd.testing.assert_frame_equal(labels, classify(metrics_frame()))
+
+
+def test_classify_empty_frame_has_schema_columns():
+    labels = classify(metrics_frame().iloc[:0])
+    assert labels.empty and tuple(labels.columns) == tuple(store.LABELS_SCHEMA.names)
+
+
+def test_classify_without_loss_columns_cannot_diverge():
+    frame = metrics_frame().drop(columns=["train_loss", "val_loss"])
+    labels = classify(frame).set_index("run_id")
+    assert labels.loc["c-div", "phase"] == "confusion"
+
+
+def test_classify_missing_required_column_is_an_error():
+    with pytest.raises(ValueError, match="val_acc"):
+        classify(metrics_frame().drop(columns=["val_acc"]))
+
+
+def test_phase_counts_in_phase_order_with_zeros():
+    labels = classify(metrics_frame())
+    counts = phase_counts(labels)
+    assert list(counts) == list(PHASES)
+    assert counts == {"comprehension": 1, "grokking": 1, "memorization": 1, "confusion": 0, "diverged": 1}
+    assert phase_counts(labels["phase"]) == counts
+    assert phase_counts([]) == dict.fromkeys(PHASES, 0)
+    assert phase_counts([curve([(0, 1.0, 1.0)])])["comprehension"] == 1
+    with pytest.raises(ValueError, match="semi"):
+        phase_counts(["semi-grokking"])
+
+
+# ----------------------------------------------------------------------------- properties
+
+# Accuracies drawn from a few values near the threshold (to hit it exactly) plus any float in
+# [0, 1] and NaN; losses are finite except for a rare NaN/inf.
+accs = st.one_of(st.sampled_from([0.0, 0.5, 0.9, 0.95, 1.0, NAN]), st.floats(0.0, 1.0))
+losses = st.one_of(st.floats(0.0, 10.0), st.sampled_from([NAN, float("inf")]))
+criteria_st = st.builds(
+    PhaseCriteria,
+    threshold=st.sampled_from([0.5, 0.9, 0.95, 1.0]),
+    gap=st.integers(0, 60),
+    budget=st.one_of(st.none(), st.integers(1, 120)),
+)
+
+
+@st.composite
+def curves(draw, with_loss: bool = False):
+    """(steps, train, val, train_loss, val_loss): strictly increasing steps, random values."""
+    steps = sorted(draw(st.sets(st.integers(0, 150), max_size=25)))
+    n = len(steps)
+    train = draw(st.lists(accs, min_size=n, max_size=n))
+    val = draw(st.lists(accs, min_size=n, max_size=n))
+    if not with_loss:
+        return steps, train, val, None, None
+    tl = draw(st.lists(losses, min_size=n, max_size=n))
+    vl = draw(st.lists(losses, min_size=n, max_size=n))
+    return steps, train, val, tl, vl
+
+
+def check_consistent(lab: Label, crit: PhaseCriteria) -> None:
+    """The phase must follow from the timing fields (for a run that did not diverge)."""
+    assert lab.phase in PHASES
+    reached_train, reached_val = lab.t_train is not None, lab.t_val is not None
+    assert (lab.gap is not None) == (reached_train and reached_val)
+    if lab.gap is not None:
+        assert lab.gap == lab.t_val - lab.t_train
+    if lab.phase == "diverged":
+        return
+    assert (lab.phase in ("comprehension", "grokking")) == (reached_train and reached_val)
+    if lab.phase == "grokking":
+        assert lab.gap >= crit.gap
+    if lab.phase == "comprehension":
+        assert lab.gap < crit.gap
+    if lab.phase == "memorization":
+        assert reached_train and not reached_val
+    if lab.phase == "confusion":
+        assert not reached_train
+    assert lab.val_before_train == (reached_val and (not reached_train or lab.t_val < lab.t_train))
+
+
+@settings(database=None, max_examples=120, deadline=None)
+@given(c=curves(), crit=criteria_st)
+def test_property_phase_agrees_with_timings(c, crit):
+    steps, train, val, _, _ = c
+    lab = classify_curve(steps, train, val, criteria=crit)
+    check_consistent(lab, crit)
+    assert lab.phase != "diverged"  # no losses given
+    # t_train/t_val are the first logged step at or over the threshold, within the budget.
+    within = [i for i, s in enumerate(steps) if crit.budget is None or s <= crit.budget]
+    first_train = next((steps[i] for i in within if train[i] >= crit.threshold), None)
+    first_val = next((steps[i] for i in within if val[i] >= crit.threshold), None)
+    assert (lab.t_train, lab.t_val) == (first_train, first_val)
+    assert lab.last_step == (steps[within[-1]] if within else None)
+
+
+@settings(database=None, max_examples=100, deadline=None)
+@given(c=curves(with_loss=True), crit=criteria_st)
+def test_property_diverged_iff_non_finite_loss_within_budget(c, crit):
+    steps, train, val, tl, vl = c
+    lab = classify_curve(steps, train, val, tl, vl, criteria=crit)
+    check_consistent(lab, crit)
+    bad = [
+        s
+        for s, a, b in zip(steps, tl, vl)
+        if (crit.budget is None or s <= crit.budget) and not (math.isfinite(a) and math.isfinite(b))
+    ]
+    assert (lab.phase == "diverged") == bool(bad)
+    if bad:
+        assert f"step {bad[0]}" in lab.reason
+
+
+@settings(database=None, max_examples=100, deadline=None)
+@given(c=curves(), low=st.sampled_from([0.5, 0.8, 0.9]), high=st.sampled_from([0.9, 0.95, 1.0]))
+def test_property_raising_threshold_never_reaches_train_from_confusion(c, low, high):
+    steps, train, val, _, _ = c
+    lo = classify_curve(steps, train, val, criteria=PhaseCriteria(threshold=min(low, high)))
+    hi = classify_curve(steps, train, val, criteria=PhaseCriteria(threshold=max(low, high)))
+    if lo.phase == "confusion":
+        assert hi.phase == "confusion"
+    # More generally, a harder threshold is reached no earlier (or not at all).
+    if hi.t_train is not None:
+        assert lo.t_train is not None and lo.t_train <= hi.t_train
+
+
+@settings(database=None, max_examples=40, deadline=None)
+@given(
+    runs=st.lists(curves(with_loss=True), min_size=0, max_size=5),
+    crit=criteria_st,
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_property_classify_frame_equals_classify_curve_per_run(runs, crit, seed):
+    parts = []
+    for i, (steps, train, val, tl, vl) in enumerate(runs):
+        parts.append(
+            pd.DataFrame(
+                {"run_id": f"r{i}", "step": steps, "train_acc": train, "val_acc": val, "train_loss": tl, "val_loss": vl},
+                columns=["run_id", "step", "train_acc", "val_acc", "train_loss", "val_loss"],
+            )
+        )
+    frame = pd.concat(parts, ignore_index=True) if parts else metrics_frame().iloc[:0]
+    frame = frame.astype({"step": "int64"}).sample(frac=1.0, random_state=seed % 2**32)  # any row order
+    labels = classify(frame, crit)
+    present = [f"r{i}" for i, r in enumerate(runs) if r[0]]  # runs with no rows do not appear
+    assert labels["run_id"].tolist() == sorted(present)
+    for _, row in labels.iterrows():
+        i = int(row["run_id"][1:])
+        steps, train, val, tl, vl = runs[i]
+        assert labels_equal(row_to_label(row), classify_curve(steps, train, val, tl, vl, criteria=crit))
+
+
+def test_classify_is_fast_enough_for_large_sweeps():
+    # 1,000 runs x 500 steps, shuffled: a scaled-down check of the 10k x 1k target (< 5 s).
+    import time
+
+    rng = np.random.default_rng(0)
+    runs, steps = 1000, 500
+    frame = pd.DataFrame(
+        {
+            "run_id": np.repeat([f"run{i:05d}" for i in range(runs)], steps),
+            "step": np.tile(np.arange(steps) * 10, runs),
+            "train_acc": rng.random(runs * steps),
+            "val_acc": rng.random(runs * steps),
+            "train_loss": rng.random(runs * steps),
+            "val_loss": rng.random(runs * steps),
+        }
+    ).sample(frac=1.0, random_state=0)
+    start = time.perf_counter()
+    labels = classify(frame)
+    # ~0.1 s here; the bound is loose so that a busy CI machine does not flake.
+    assert time.perf_counter() - start < 3.0
+    assert len(labels) == runs

@@ -1,0 +1,140 @@
+"""The pure-torch layer: task, model, optimizer, metrics and the pack training loop."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from grokgrid import grid, metrics, train
+from grokgrid.models import ToyModel
+from grokgrid.optim import BatchedAdamW, ParamGroup
+from grokgrid.spec import spec_from_dict
+from grokgrid.tasks import ToyAddition, split_mask
+
+
+def small_spec(**overrides):
+    data = {
+        "name": "t",
+        "model": {"hidden": [16, 16]},
+        "training": {"steps": 60, "eval_every": 20, "precision": "float64"},
+        "grid": {"repr_lr": [1e-3, 3e-2], "decoder_lr": [1e-3, 1e-2], "seed": [0, 1], "train_fraction": [0.5, 0.8]},
+    }
+    for key, value in overrides.items():
+        data[key] = {**data.get(key, {}), **value}
+    return spec_from_dict(data)
+
+
+def test_toy_addition_has_55_pairs_for_p10_and_19_classes():
+    task = ToyAddition(10)
+    left, right = task.pairs()
+    assert len(left) == 55 and bool((left <= right).all())
+    assert task.n_classes == 19
+    assert task.targets().max().item() == 18
+
+
+def test_split_is_deterministic_and_sized():
+    a, b = split_mask(55, 0.8, seed=3), split_mask(55, 0.8, seed=3)
+    assert torch.equal(a, b) and a.sum().item() == 44
+    assert not torch.equal(a, split_mask(55, 0.8, seed=4))
+    with pytest.raises(ValueError):
+        split_mask(55, 0.001, seed=0)
+
+
+def test_model_init_depends_only_on_the_run_seed_and_scale():
+    kwargs = dict(n_tokens=10, embed_dim=1, hidden=[8], out_dim=3, activation="tanh", dtype=torch.float64)
+    alone = ToyModel(seeds=[7], init_scales=[2.0], **kwargs)
+    packed = ToyModel(seeds=[1, 7], init_scales=[1.0, 2.0], **kwargs)
+    for p_alone, p_packed in zip(alone.parameters(), packed.parameters()):
+        assert torch.equal(p_alone[0], p_packed[1])
+    # Embeddings start in U[-s/2, s/2] (Liu), scaled by alpha.
+    assert alone.embedding.abs().max().item() <= 1.0
+
+
+def test_batched_adamw_matches_torch_adamw_per_run():
+    torch.manual_seed(0)
+    lrs, wds = [1e-3, 5e-2, 3e-1], [0.0, 0.1, 2.0]
+    batched = torch.nn.Parameter(torch.randn(3, 4, 5, dtype=torch.float64))
+    singles = [torch.nn.Parameter(batched[k].detach().clone()) for k in range(3)]
+    ours = BatchedAdamW([ParamGroup([batched], lrs, wds)], betas=(0.9, 0.98), eps=1e-8)
+    theirs = [torch.optim.AdamW([p], lr=lr, weight_decay=wd, betas=(0.9, 0.98), eps=1e-8) for p, lr, wd in zip(singles, lrs, wds)]
+    targets = torch.randn(3, 4, 5, dtype=torch.float64)
+    for _ in range(50):
+        ours.zero_grad()
+        ((batched - targets) ** 3).abs().sum().backward()
+        ours.step()
+        for k, (p, opt) in enumerate(zip(singles, theirs)):
+            opt.zero_grad()
+            ((p - targets[k]) ** 3).abs().sum().backward()
+            opt.step()
+    for k in range(3):
+        torch.testing.assert_close(batched[k].detach(), singles[k].detach(), rtol=1e-12, atol=1e-14)
+
+
+def test_accuracy_uses_the_nearest_template():
+    templates = torch.eye(3, dtype=torch.float64).unsqueeze(0)  # one run, 3 classes in 3-D
+    outputs = torch.tensor([[[0.9, 0.1, 0.0], [0.0, 0.2, 0.7]]], dtype=torch.float64)
+    assert metrics.predictions(outputs, templates).tolist() == [[0, 2]]
+    losses = metrics.per_example_loss(outputs, torch.tensor([0, 1]), templates)
+    assert losses[0, 0].item() == pytest.approx((0.01 + 0.01) / 3)
+
+
+def test_weight_norm_is_per_run():
+    a = torch.tensor([[3.0], [0.0]])
+    b = torch.tensor([[4.0, 0.0], [1.0, 0.0]])
+    assert metrics.weight_norm([a, b]).tolist() == [5.0, 1.0]
+
+
+def rows_by_run(spec, runs) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    for step_rows in train.run_pack(spec, runs):
+        for row in step_rows:
+            out.setdefault(row["run_id"], []).append(row)
+    return out
+
+
+def test_logged_steps_and_columns():
+    spec = small_spec(training={"steps": 50, "eval_every": 20})
+    run = grid.expand(spec)[0]
+    rows = rows_by_run(spec, [run])[run.run_id]
+    assert [r["step"] for r in rows] == [0, 20, 40, 50]
+    assert set(rows[0]) == {"run_id", "step", "train_loss", "val_loss", "train_acc", "val_acc", "weight_norm", "elapsed_s"}
+
+
+@pytest.mark.parametrize("loss", ["mse", "ce"])
+def test_a_run_trained_in_a_pack_equals_it_trained_alone(loss):
+    spec = small_spec(task={"loss": loss})
+    runs = grid.expand(spec)
+    packed = rows_by_run(spec, runs)
+    for run in runs[::3]:
+        alone = rows_by_run(spec, [run])[run.run_id]
+        for a, b in zip(alone, packed[run.run_id], strict=True):
+            for key in ("train_loss", "val_loss", "train_acc", "val_acc", "weight_norm"):
+                assert math.isclose(a[key], b[key], rel_tol=1e-9, abs_tol=1e-12), (run, a["step"], key)
+
+
+def test_training_learns_the_train_set():
+    spec = small_spec(model={"hidden": [64, 64]}, training={"steps": 400, "eval_every": 100},
+                      grid={"repr_lr": [1e-2], "decoder_lr": [1e-2], "seed": [0], "train_fraction": [0.8]})
+    rows = rows_by_run(spec, grid.expand(spec))
+    (only,) = rows.values()
+    assert only[0]["train_acc"] < 0.5 < 0.95 <= only[-1]["train_acc"]
+    assert only[-1]["train_loss"] < only[0]["train_loss"] / 10
+
+
+def test_a_diverging_run_stops_and_the_rest_of_the_pack_goes_on():
+    spec = small_spec(training={"steps": 100, "eval_every": 10, "precision": "float32"},
+                      grid={"repr_lr": [1e-3], "decoder_lr": [1e-3, 1e30], "seed": [0], "train_fraction": [0.8]})
+    calm, wild = grid.expand(spec)
+    rows = rows_by_run(spec, [calm, wild])
+    assert rows[calm.run_id][-1]["step"] == 100
+    last_wild = rows[wild.run_id][-1]
+    assert last_wild["step"] < 100
+    assert not math.isfinite(last_wild["train_loss"])
+    assert all(math.isfinite(r["train_loss"]) for r in rows[wild.run_id][:-1])
+
+
+def test_eval_steps_always_include_the_last():
+    assert train.eval_steps(10, 4) == [0, 4, 8, 10]
+    assert train.eval_steps(8, 4) == [0, 4, 8]
