@@ -151,11 +151,13 @@ def sweep(
         f"{spec.training.steps} steps each" + (f"; {len(runs) - len(done)} left to run" if done else "")
     )
     started = time.perf_counter()
-    if todo:
+    if not todo:
+        console.print(f"nothing left to run: all {len(runs)} runs are done; results in {sweep_dir}")
+    else:
         failed = _run_packs(spec, sweep_dir, todo, runs, address, num_cpus)
         if failed:
             errors.print(f"{failed} run(s) failed; their status is 'failed' in {sweep_dir / store.RUNS_FILE}", markup=False)
-    console.print(f"trained in {time.perf_counter() - started:.1f} s; results in {sweep_dir}")
+        console.print(f"trained in {time.perf_counter() - started:.1f} s; results in {sweep_dir}")
     if report:
         _classify(sweep_dir, spec, threshold=None, gap=None, budget=None)
         _report(sweep_dir, axes=None)
@@ -223,7 +225,10 @@ def _classify(sweep_dir: Path, spec: SweepSpec, threshold, gap, budget) -> pd.Da
     labels = phases.classify(store.read_metrics(sweep_dir), criteria)
     store.write_labels(sweep_dir, labels)
     counts = phases.phase_counts(labels)
-    table = Table(title=f"phases (threshold {criteria.threshold:g}, gap {criteria.gap}, budget {criteria.budget or 'all steps'})")
+    table = Table(
+        title="phases",
+        caption=f"threshold {criteria.threshold:g}, gap {criteria.gap}, budget {criteria.budget or 'all steps'}",
+    )
     table.add_column("phase")
     table.add_column("runs", justify="right")
     for phase, count in counts.items():

@@ -62,6 +62,11 @@ class _TuneCallback(tune.Callback):
         self.on_progress = on_progress
         self.on_pack_done = on_pack_done
 
+    def __getstate__(self) -> dict:
+        # Tune pickles its run config (callbacks included) into the experiment state; our
+        # callables hold the CLI's console and locks and only mean something in this process.
+        return {"packs": self.packs, "on_progress": None, "on_pack_done": None}
+
     def _pack_id(self, trial) -> str:
         return trial.config["pack"]["pack_id"]
 

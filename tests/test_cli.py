@@ -1,0 +1,167 @@
+"""The command line end to end: bad input is one line and exit 2 with nothing written; a tiny real
+sweep on local Ray writes spec, runs, per-step Parquet, labels and report."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.dataset as ds
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from grokgrid import store
+from grokgrid.cli import app
+
+runner = CliRunner()
+
+TINY = {
+    "name": "tiny",
+    "model": {"hidden": [16, 16]},
+    "training": {"steps": 120, "eval_every": 20, "flush_every": 50},
+    "grid": {"repr_lr": [1e-3, 3e-2], "decoder_lr": [1e-3, 1e-2]},
+    "phases": {"gap": 40},
+}
+
+
+def write_spec(folder: Path, data: dict, name: str = "spec.yaml") -> Path:
+    path = folder / name
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def invoke(*args: str):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+BAD_SPECS = [
+    ({**TINY, "grid": {"repr_lrr": [1e-3]}}, "grid.repr_lrr: unknown key"),
+    ({**TINY, "training": {"steps": "lots"}}, "training.steps: expected a number"),
+    ({**TINY, "grid": {"repr_lr": []}}, "grid.repr_lr: empty list"),
+    ({**TINY, "grid": {"decoder_lr": [1e-3, -1e-2]}}, "grid.decoder_lr[1]: must be > 0"),
+]
+
+
+@pytest.mark.parametrize("data, message", BAD_SPECS)
+def test_bad_spec_is_one_line_exit_2_and_writes_nothing(tmp_path, data, message):
+    spec = write_spec(tmp_path, data)
+    results = tmp_path / "results"
+    result = invoke("sweep", spec, "--results", results)
+    assert result.exit_code == 2
+    assert result.stderr.strip().startswith(f"error: {message}")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.output + result.stderr
+    assert not results.exists()
+
+
+def test_bad_spec_in_a_real_process_has_no_traceback(tmp_path):
+    spec = write_spec(tmp_path, BAD_SPECS[0][0])
+    proc = subprocess.run(
+        [sys.executable, "-m", "grokgrid.cli", "sweep", str(spec), "--results", str(tmp_path / "r")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [f"error: {BAD_SPECS[0][1]}; valid keys are " + proc.stderr.split("valid keys are ")[1].strip()]
+    assert not (tmp_path / "r").exists()
+
+
+def test_missing_spec_file_and_missing_results_folder(tmp_path):
+    result = invoke("sweep", tmp_path / "nope.yaml")
+    assert result.exit_code == 2 and "no such file" in result.stderr
+    for command in ("classify", "report"):
+        result = invoke(command, tmp_path / "absent")
+        assert result.exit_code == 2 and "no such folder" in result.stderr
+    (tmp_path / "plain").mkdir()
+    result = invoke("classify", tmp_path / "plain")
+    assert result.exit_code == 2 and "not a grokgrid results folder" in result.stderr
+
+
+def test_version():
+    result = invoke("--version")
+    assert result.exit_code == 0 and result.stdout.startswith("grokgrid ")
+
+
+@pytest.fixture(scope="module")
+def tiny_sweep(tmp_path_factory, ray_local):
+    """The tiny sweep run once through the CLI on local Ray."""
+    folder = tmp_path_factory.mktemp("cli")
+    spec = write_spec(folder, TINY)
+    result = invoke("sweep", spec, "--results", folder / "results")
+    assert result.exit_code == 0, result.output + result.stderr
+    return spec, folder / "results" / "tiny", result
+
+
+@pytest.mark.slow
+def test_sweep_writes_the_whole_results_folder(tiny_sweep):
+    _, sweep_dir, result = tiny_sweep
+    for name in (store.SPEC_FILE, store.RUNS_FILE, store.LABELS_FILE, store.REPORT_FILE):
+        assert (sweep_dir / name).is_file(), name
+    assert f"report: {sweep_dir / store.REPORT_FILE}" in result.stdout
+    runs = pd.read_parquet(sweep_dir / store.RUNS_FILE)
+    assert len(runs) == 4 and set(runs["status"]) == {"done"}
+    assert sorted(zip(runs.repr_lr, runs.decoder_lr)) == [(1e-3, 1e-3), (1e-3, 1e-2), (3e-2, 1e-3), (3e-2, 1e-2)]
+
+
+@pytest.mark.slow
+def test_sweep_metrics_read_back_with_pandas_and_pyarrow(tiny_sweep):
+    _, sweep_dir, _ = tiny_sweep
+    metrics_dir = sweep_dir / store.METRICS_DIR
+    frame = pd.read_parquet(metrics_dir)
+    table = ds.dataset(metrics_dir, format="parquet", partitioning="hive").to_table()
+    assert len(frame) == table.num_rows == 4 * 7  # steps 0, 20, ..., 120
+    ours = store.read_metrics(sweep_dir)
+    assert ours.groupby("run_id")["step"].apply(list).map(tuple).unique().tolist() == [(0, 20, 40, 60, 80, 100, 120)]
+    assert not ours.duplicated(["run_id", "step"]).any()
+    assert ours["train_acc"].between(0, 1).all() and (ours["weight_norm"] > 0).all()
+    # flush_every 50 < steps: each run's rows are spread over several parts, all read back.
+    assert len(list(metrics_dir.glob("run_id=*/part-*.parquet"))) > 4
+    assert not [p for p in sweep_dir.rglob(".*") if p.is_file() and "tune" not in p.parts]
+
+
+@pytest.mark.slow
+def test_labels_and_report(tiny_sweep):
+    _, sweep_dir, _ = tiny_sweep
+    labels = pd.read_parquet(sweep_dir / store.LABELS_FILE)
+    assert len(labels) == 4
+    assert set(labels["phase"]) <= {"comprehension", "grokking", "memorization", "confusion", "diverged"}
+    html = (sweep_dir / store.REPORT_FILE).read_text()
+    assert "Phase diagram" in html and "<script src=\"http" not in html
+
+
+@pytest.mark.slow
+def test_rerun_of_the_same_spec_skips_finished_runs(tiny_sweep):
+    spec, sweep_dir, _ = tiny_sweep
+    before = store.read_metrics(sweep_dir)
+    result = invoke("sweep", spec, "--results", sweep_dir.parent)
+    assert result.exit_code == 0, result.output
+    assert "nothing left to run" in result.stdout
+    pd.testing.assert_frame_equal(store.read_metrics(sweep_dir), before)
+
+
+@pytest.mark.slow
+def test_a_different_spec_under_the_same_name_is_refused(tiny_sweep, tmp_path):
+    _, sweep_dir, _ = tiny_sweep
+    other = write_spec(tmp_path, {**TINY, "training": {**TINY["training"], "steps": 140}})
+    result = invoke("sweep", other, "--results", sweep_dir.parent)
+    assert result.exit_code == 2
+    assert "different spec (differs in training.steps)" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_classify_overrides_and_report_axes(tiny_sweep):
+    _, sweep_dir, _ = tiny_sweep
+    result = invoke("classify", sweep_dir, "--budget", "40")
+    assert result.exit_code == 0, result.output
+    assert "budget 40" in result.stdout
+    labels = pd.read_parquet(sweep_dir / store.LABELS_FILE)
+    assert (labels["last_step"] == 40).all()
+    assert invoke("classify", sweep_dir, "--threshold", "1.5").exit_code == 2
+    bad = invoke("report", sweep_dir, "--axes", "repr_lr,bogus")
+    assert bad.exit_code == 2 and "bogus" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+    good = invoke("report", sweep_dir, "--axes", "decoder_lr,repr_lr")
+    assert good.exit_code == 0, good.output
+    invoke("classify", sweep_dir)  # leave the spec's labels for the other tests
