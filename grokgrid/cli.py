@@ -111,13 +111,25 @@ def _prepare_folder(spec: SweepSpec, sweep_dir: Path, overwrite: bool) -> set[st
     return set(runs.loc[runs["status"] == "done", "run_id"])
 
 
-def _runs_table(packs: list[grid.Pack], done: set[str]) -> pd.DataFrame:
+def _runs_table(runs: list[grid.RunConfig], pack_of: dict[str, str], done: set[str]) -> pd.DataFrame:
     rows = [
-        {"run_id": r.run_id, "pack_id": p.pack_id, **r.hyperparameters(), "status": "done" if r.run_id in done else "pending"}
-        for p in packs
-        for r in p.runs
+        {
+            "run_id": r.run_id,
+            "pack_id": pack_of.get(r.run_id, ""),
+            **r.hyperparameters(),
+            "status": "done" if r.run_id in done else "pending",
+        }
+        for r in runs
     ]
     return pd.DataFrame(rows, columns=["run_id", "pack_id", *HYPERPARAMETERS, "status"])
+
+
+def _previous_packs(sweep_dir: Path) -> dict[str, str]:
+    try:
+        runs = store.read_runs(sweep_dir)
+    except Exception:  # noqa: BLE001 - no (readable) runs table: no earlier packs to remember
+        return {}
+    return dict(zip(runs["run_id"], runs["pack_id"]))
 
 
 # ----------------------------------------------------------------------------- commands
@@ -131,6 +143,7 @@ def sweep(
     report: bool = typer.Option(True, "--report/--no-report", help="Classify the runs and write report.html at the end."),
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster to join (auto, host:6379, ray://...); default: start a local Ray."),
     num_cpus: Optional[int] = typer.Option(None, "--num-cpus", min=1, help="CPUs of the local Ray (default: all)."),
+    pack_size: Optional[int] = typer.Option(None, "--pack-size", min=1, help="Runs per trial (default: the spec's resources.pack_size)."),
 ) -> None:
     """Run every run of a sweep spec as Ray Tune trials, then classify and report."""
     try:
@@ -139,22 +152,17 @@ def sweep(
         _fail(str(exc))
     sweep_dir = (results / spec.name).resolve()
     done = _prepare_folder(spec, sweep_dir, overwrite)
-    packs = grid.pack(grid.expand(spec))
-    runs = _runs_table(packs, done)
-    todo = [p for p in packs if any(r.run_id not in done for r in p.runs)]
-
-    sweep_dir.mkdir(parents=True, exist_ok=True)
-    store.atomic_write_text(sweep_dir / store.SPEC_FILE, dump_spec(spec))
-    store.write_runs(sweep_dir, runs)
+    runs = grid.expand(spec)
+    todo = [r for r in runs if r.run_id not in done]
     console.print(
-        f"[bold]grokgrid {__version__}[/] sweep [bold]{spec.name}[/]: {len(runs)} runs in {len(packs)} packs, "
-        f"{spec.training.steps} steps each" + (f"; {len(runs) - len(done)} left to run" if done else "")
+        f"[bold]grokgrid {__version__}[/] sweep [bold]{spec.name}[/]: {len(runs)} runs, "
+        f"{spec.training.steps} steps each" + (f"; {len(todo)} left to run" if done else "")
     )
     started = time.perf_counter()
     if not todo:
         console.print(f"nothing left to run: all {len(runs)} runs are done; results in {sweep_dir}")
     else:
-        failed = _run_packs(spec, sweep_dir, todo, runs, address, num_cpus)
+        failed = _run(spec, sweep_dir, runs, todo, done, address, num_cpus, pack_size)
         if failed:
             errors.print(f"{failed} run(s) failed; their status is 'failed' in {sweep_dir / store.RUNS_FILE}", markup=False)
         console.print(f"trained in {time.perf_counter() - started:.1f} s; results in {sweep_dir}")
@@ -163,49 +171,64 @@ def sweep(
         _report(sweep_dir, axes=None)
 
 
-def _run_packs(spec: SweepSpec, sweep_dir: Path, todo: list[grid.Pack], runs: pd.DataFrame, address, num_cpus) -> int:
-    """Launch the packs on Ray with a progress bar; keep runs.parquet's status current."""
+def _run(spec: SweepSpec, sweep_dir: Path, runs, todo, done, address, num_cpus, pack_size) -> int:
+    """Connect to Ray, pack the runs left to do, write the folder's tables, train; returns the
+    number of failed runs."""
     from grokgrid import sweep as tune_sweep  # Ray is imported only when a sweep really runs
+    from grokgrid import train
 
-    console.print("starting Ray..." if not address else f"joining Ray at {address}...")
+    console.print("starting a local Ray..." if not address else f"joining Ray at {address}...")
     try:
         tune_sweep.connect(address=address, num_cpus=num_cpus)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         _fail(f"--address {address}: cannot reach a Ray cluster ({exc}); check the address or drop --address")
-    reached = {p.pack_id: 0 for p in todo}
-    n_runs = sum(len(p.runs) for p in todo)
-    total_steps = spec.training.steps * len(todo)
-    failed = 0
-    with Progress(
+    size = pack_size or spec.resources.pack_size
+    if size == "auto":
+        slots = tune_sweep.parallel_slots(spec.resources)
+        size = grid.auto_pack_size(len(todo), slots, spec.resources.gpus_per_trial > 0, train.parameters_per_run(spec))
+    packs = grid.pack(todo, size)
+    pack_of = {**_previous_packs(sweep_dir), **{r.run_id: p.pack_id for p in packs for r in p.runs}}
+    table = _runs_table(runs, pack_of, done)
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    store.atomic_write_text(sweep_dir / store.SPEC_FILE, dump_spec(spec))
+    store.write_runs(sweep_dir, table)
+    console.print(f"{len(todo)} runs in {len(packs)} packs of up to {size} (one Ray Tune trial each)")
+    return _launch_with_progress(tune_sweep, spec, sweep_dir, packs, table)
+
+
+def _launch_with_progress(tune_sweep, spec: SweepSpec, sweep_dir: Path, packs: list[grid.Pack], table: pd.DataFrame) -> int:
+    """Train the packs with a progress bar (in run-steps); keep runs.parquet's status current."""
+    size_of = {p.pack_id: len(p.runs) for p in packs}
+    reached = {p.pack_id: 0 for p in packs}
+    n_runs = sum(size_of.values())
+    failed = finished = 0
+    columns = (
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("steps"),
+        TextColumn("run-steps"),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
-        console=console,
-        transient=False,
-    ) as progress:
-        bar = progress.add_task(f"training 0/{n_runs} runs done", total=total_steps)
-        finished_runs = 0
+    )
+    with Progress(*columns, console=console) as progress:
+        bar = progress.add_task(f"training 0/{n_runs} runs done", total=n_runs * spec.training.steps)
 
-        def on_progress(pack_id: str, step: int) -> None:
+        def advance(pack_id: str, step: int) -> None:
             reached[pack_id] = max(reached[pack_id], step)
-            progress.update(bar, completed=sum(reached.values()))
+            progress.update(bar, completed=sum(size_of[p] * s for p, s in reached.items()))
 
         def on_pack_done(outcome) -> None:
-            nonlocal finished_runs, failed
-            status = "done" if outcome.ok else "failed"
-            runs.loc[runs["run_id"].isin(outcome.run_ids), "status"] = status
-            store.write_runs(sweep_dir, runs)
-            finished_runs += len(outcome.run_ids)
+            nonlocal finished, failed
+            table.loc[table["run_id"].isin(outcome.run_ids), "status"] = "done" if outcome.ok else "failed"
+            store.write_runs(sweep_dir, table)
+            finished += len(outcome.run_ids)
             if not outcome.ok:
                 failed += len(outcome.run_ids)
-                progress.console.print(f"[red]pack {outcome.pack_id} failed:[/] {outcome.error}")
-            reached[outcome.pack_id] = spec.training.steps
-            progress.update(bar, completed=sum(reached.values()), description=f"training {finished_runs}/{n_runs} runs done")
+                progress.console.print(f"[red]pack {outcome.pack_id} failed:[/] {outcome.error}", markup=True)
+            advance(outcome.pack_id, spec.training.steps)
+            progress.update(bar, description=f"training {finished}/{n_runs} runs done")
 
-        tune_sweep.launch(spec, sweep_dir, todo, on_progress=on_progress, on_pack_done=on_pack_done)
+        tune_sweep.launch(spec, sweep_dir, packs, on_progress=advance, on_pack_done=on_pack_done)
     return failed
 
 

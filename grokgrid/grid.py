@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 import itertools
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,11 +79,30 @@ def expand(spec: SweepSpec) -> list[RunConfig]:
     return runs
 
 
+# Pack size caps. On CPU, packs of ~8 beat both one run per trial and huge packs (DESIGN.md
+# section 3: the batched matmuls stop paying once they outgrow the cache); a GPU wants hundreds.
+CPU_PACK_CAP = 8
+GPU_PACK_CAP = 256
+# Parameters (all runs) one pack may hold: bounds memory for big models.
+CPU_PACK_PARAMETERS = 20_000_000
+GPU_PACK_PARAMETERS = 500_000_000
+
+
+def auto_pack_size(n_runs: int, parallel_slots: int, on_gpu: bool, parameters_per_run: int) -> int:
+    """Runs per pack: enough packs to keep every trial slot busy, each as big as the device
+    and the model size allow."""
+    cap = GPU_PACK_CAP if on_gpu else CPU_PACK_CAP
+    budget = GPU_PACK_PARAMETERS if on_gpu else CPU_PACK_PARAMETERS
+    cap = min(cap, max(1, budget // max(1, parameters_per_run)))
+    fill_slots = math.ceil(n_runs / max(1, parallel_slots))
+    return max(1, min(cap, fill_slots))
+
+
 def pack(runs: list[RunConfig], size: int = 1) -> list[Pack]:
     """Group runs into packs of at most ``size``, keeping expansion order.
 
-    Training runs batched inside one pack is the packs issue's work; until then packs hold one
-    run each, and the pack id is the hash of its run ids (stable as long as its runs are).
+    Every run of a sweep shares its shapes (task, model, steps), so any runs can share a pack;
+    the pack id is the hash of its run ids.
     """
     if size < 1:
         raise ValueError(f"pack size must be >= 1, got {size}")

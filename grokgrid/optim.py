@@ -64,6 +64,14 @@ class BatchedAdamW:
                 denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(self.eps)
                 p.sub_((lr / bias_correction1) * (exp_avg / denom))
 
+    def keep_runs(self, index: torch.Tensor) -> None:
+        """Keep only the runs at ``index`` (the pack shrank); the others' state is dropped."""
+        for group in self.groups:
+            group.lr = group.lr.index_select(0, index.to(group.lr.device))
+            group.weight_decay = group.weight_decay.index_select(0, index.to(group.lr.device))
+        for p, (exp_avg, exp_avg_sq) in self.state.items():
+            self.state[p] = (exp_avg.index_select(0, index), exp_avg_sq.index_select(0, index))
+
     def zero_grad(self) -> None:
         for group in self.groups:
             for p in group.params:

@@ -64,6 +64,15 @@ class ModelSpec:
 
 
 @dataclass(frozen=True)
+class EarlyStopSpec:
+    """Phase-aware early stop: a run leaves its pack once train and val accuracy have both been
+    >= threshold for ``patience`` consecutive logged steps (its phase is decided)."""
+
+    threshold: float = 0.99
+    patience: int = 10
+
+
+@dataclass(frozen=True)
 class TrainingSpec:
     steps: int = 5000
     eval_every: int = 10
@@ -71,7 +80,7 @@ class TrainingSpec:
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = 1e-8
     precision: str = "float32"
-    flush_every: int = 1000  # steps between Parquet parts: bounds what a crash can lose
+    early_stop: EarlyStopSpec | None = None  # None: every run trains all its steps
 
 
 @dataclass(frozen=True)
@@ -105,9 +114,14 @@ class PhasesSpec:
 
 @dataclass(frozen=True)
 class ResourcesSpec:
+    """How the sweep executes. Nothing here changes a run's results, so nothing here enters
+    its run id: the same runs can be repacked or rescheduled freely."""
+
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0
     max_concurrent: int | None = None
+    pack_size: int | str = "auto"  # runs trained together in one trial; "auto": by device and grid
+    flush_every: int = 1000  # steps between Parquet parts: bounds what a crash can lose
 
 
 @dataclass(frozen=True)
@@ -248,13 +262,26 @@ def _training(data: Mapping[str, Any]) -> TrainingSpec:
         betas=beta_values,  # type: ignore[arg-type]
         eps=_number("training.eps", data.get("eps", d.eps)),
         precision=_choice("training.precision", data.get("precision", d.precision), PRECISIONS),
-        flush_every=_integer("training.flush_every", data.get("flush_every", d.flush_every)),
+        early_stop=_early_stop(data.get("early_stop", d.early_stop)),
     )
     _at_least("training.steps", training.steps, 1)
     _at_least("training.eval_every", training.eval_every, 1)
     _at_least("training.eps", training.eps, 0, strict=True)
-    _at_least("training.flush_every", training.flush_every, 1)
     return training
+
+
+def _early_stop(raw: Any) -> EarlyStopSpec | None:
+    if raw is None or raw is False:
+        return None
+    data = _mapping("training.early_stop", raw)
+    _reject_unknown("training.early_stop", data, EarlyStopSpec)
+    d = EarlyStopSpec()
+    threshold = _number("training.early_stop.threshold", data.get("threshold", d.threshold))
+    if not 0 < threshold <= 1:
+        raise SpecError("training.early_stop.threshold", f"must be in (0, 1], got {threshold:g}", "use an accuracy such as 0.99")
+    patience = _integer("training.early_stop.patience", data.get("patience", d.patience))
+    _at_least("training.early_stop.patience", patience, 1)
+    return EarlyStopSpec(threshold=threshold, patience=patience)
 
 
 def _grid_values(where: str, raw: Any) -> list[float]:
@@ -342,7 +369,15 @@ def _resources(data: Mapping[str, Any]) -> ResourcesSpec:
     if concurrent is not None:
         concurrent = _integer("resources.max_concurrent", concurrent)
         _at_least("resources.max_concurrent", concurrent, 1)
-    return ResourcesSpec(cpus_per_trial=cpus, gpus_per_trial=gpus, max_concurrent=concurrent)
+    pack_size = data.get("pack_size", d.pack_size)
+    if pack_size != "auto":
+        pack_size = _integer("resources.pack_size", pack_size)
+        _at_least("resources.pack_size", pack_size, 1)
+    flush_every = _integer("resources.flush_every", data.get("flush_every", d.flush_every))
+    _at_least("resources.flush_every", flush_every, 1)
+    return ResourcesSpec(
+        cpus_per_trial=cpus, gpus_per_trial=gpus, max_concurrent=concurrent, pack_size=pack_size, flush_every=flush_every
+    )
 
 
 _SECTIONS = {

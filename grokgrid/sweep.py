@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -52,6 +53,18 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> None:
         ray.init(address=address, **kwargs)
     else:
         ray.init(num_cpus=num_cpus, **kwargs)
+
+
+def parallel_slots(resources) -> int:
+    """How many trials the cluster can run at once with these per-trial resources."""
+    total = ray.cluster_resources()
+    if resources.gpus_per_trial > 0:
+        slots = int(total.get("GPU", 0) / resources.gpus_per_trial)
+    else:
+        slots = int(total.get("CPU", 1) / resources.cpus_per_trial)
+    if resources.max_concurrent is not None:
+        slots = min(slots, resources.max_concurrent)
+    return max(1, slots)
 
 
 class _TuneCallback(tune.Callback):
@@ -106,6 +119,8 @@ def launch(
 ) -> list[PackOutcome]:
     """Run every pack as a Tune trial and wait for all; returns one outcome per pack."""
     sweep_dir = Path(sweep_dir).resolve()
+    # A fresh launch: Tune's state from an earlier launch describes other packs.
+    shutil.rmtree(sweep_dir / store.TUNE_DIR, ignore_errors=True)
     resources = spec.resources
     threads = max(1, int(resources.cpus_per_trial))
     by_id = {p.pack_id: p for p in packs}

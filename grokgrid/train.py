@@ -2,12 +2,13 @@
 
 ``run_pack`` trains every run of a pack together, full batch, and yields the metric rows of
 each logged step as it goes; the caller (trainable.py, or a test) decides where rows go. A run
-whose loss turns NaN/inf is logged once more and then leaves the pack's active set: the rest of
-the pack goes on.
+whose loss turns NaN/inf, or whose phase is decided (early stop), leaves the pack: its slices are
+cut out of the batched parameters, so the pack gets cheaper as its runs finish.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from typing import Iterator, Sequence
@@ -83,14 +84,13 @@ def build_pack(spec: SweepSpec, runs: Sequence[RunConfig], device: str | torch.d
     )
 
 
-def train_step(state: PackState, active: torch.Tensor) -> None:
-    """One full-batch update of every active run (inactive runs get no gradient)."""
+def train_step(state: PackState) -> None:
+    """One full-batch update of every run in the pack."""
     state.optimizer.zero_grad()
     outputs = state.model(state.left, state.right)
     train_loss = metrics.masked_mean(metrics.per_example_loss(outputs, state.targets, state.templates), state.train_mask)
     # Runs share no parameters, so summing their losses gives each run its own gradient.
-    # where(), not multiplication: a diverged run's NaN * 0 would still be NaN.
-    torch.where(active, train_loss, torch.zeros_like(train_loss)).sum().backward()
+    train_loss.sum().backward()
     state.optimizer.step()
 
 
@@ -118,14 +118,53 @@ def eval_steps(total_steps: int, every: int) -> list[int]:
     return steps
 
 
-def run_pack(spec: SweepSpec, runs: Sequence[RunConfig], device: str | torch.device = "cpu") -> Iterator[list[dict]]:
-    """Train the pack; yield the rows (one dict per active run) of every logged step.
+def keep_runs(state: PackState, keep: Sequence[bool]) -> None:
+    """Drop the runs whose ``keep`` is false from the pack: parameters, optimizer state, masks.
 
-    Step s's row describes the parameters after s updates (step 0: at initialisation).
+    Slicing copies each run's values unchanged, so the runs that stay train exactly as before,
+    while every later step costs only what the remaining runs need (a shrinking pack).
+    """
+    index = torch.tensor([i for i, k in enumerate(keep) if k], dtype=torch.long, device=state.train_mask.device)
+    with torch.no_grad():
+        for p in state.model.parameters():
+            p.grad = None
+            p.data = p.data.index_select(0, index)
+    state.optimizer.keep_runs(index)
+    state.train_mask = state.train_mask.index_select(0, index)
+    if state.templates is not None:
+        state.templates = state.templates.index_select(0, index)
+    state.runs = tuple(run for run, k in zip(state.runs, keep) if k)
+
+
+class _EarlyStop:
+    """Counts, per run, the consecutive logged steps with both accuracies >= threshold."""
+
+    def __init__(self, spec: SweepSpec):
+        self.rule = spec.training.early_stop
+        self.streak: dict[str, int] = {}
+
+    def decided(self, row: dict) -> bool:
+        if self.rule is None:
+            return False
+        both = row["train_acc"] >= self.rule.threshold and row["val_acc"] >= self.rule.threshold
+        self.streak[row["run_id"]] = self.streak.get(row["run_id"], 0) + 1 if both else 0
+        return self.streak[row["run_id"]] >= self.rule.patience
+
+
+def _diverged(row: dict) -> bool:
+    return not (math.isfinite(row["train_loss"]) and math.isfinite(row["val_loss"]))
+
+
+def run_pack(spec: SweepSpec, runs: Sequence[RunConfig], device: str | torch.device = "cpu") -> Iterator[list[dict]]:
+    """Train the pack; yield the rows (one dict per run still in the pack) of every logged step.
+
+    Step s's row describes the parameters after s updates (step 0: at initialisation). A run
+    leaves the pack after the row where its loss is NaN/inf (diverged) or where the early-stop
+    rule says its phase is decided; the others go on.
     """
     state = build_pack(spec, runs, device)
     logged = set(eval_steps(spec.training.steps, spec.training.eval_every))
-    active = torch.ones(len(runs), dtype=torch.bool, device=device)
+    early_stop = _EarlyStop(spec)
     started = time.perf_counter()
     for step in range(spec.training.steps + 1):
         if step in logged:
@@ -133,16 +172,23 @@ def run_pack(spec: SweepSpec, runs: Sequence[RunConfig], device: str | torch.dev
             elapsed = time.perf_counter() - started
             rows = [
                 {"run_id": run.run_id, "step": step, **{k: v[i] for k, v in values.items()}, "elapsed_s": elapsed}
-                for i, run in enumerate(runs)
-                if active[i]
+                for i, run in enumerate(state.runs)
             ]
             yield rows
-            finite = torch.isfinite(torch.tensor(values["train_loss"])) & torch.isfinite(torch.tensor(values["val_loss"]))
-            active &= finite.to(device)
-            if not active.any():
+            keep = [not (_diverged(row) or early_stop.decided(row)) for row in rows]
+            if not any(keep):
                 return
+            if not all(keep):
+                keep_runs(state, keep)
         if step < spec.training.steps:
-            train_step(state, active)
+            train_step(state)
+
+
+def parameters_per_run(spec: SweepSpec) -> int:
+    """How many parameters one run of this spec trains (sizes packs)."""
+    run = RunConfig(run_id="size", repr_lr=1e-3, decoder_lr=1e-3, repr_wd=0.0, decoder_wd=0.0,
+                    init_scale=1.0, train_fraction=spec.grid.train_fraction[0], seed=0)
+    return sum(p.numel() for p in build_pack(spec, [run]).model.parameters())
 
 
 def configure_worker(threads: int) -> torch.device:

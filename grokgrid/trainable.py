@@ -1,7 +1,7 @@
 """The Ray Tune trainable: one trial trains one pack and files its runs' metrics.
 
 A thin adapter: it rebuilds the spec and the pack from the trial config, calls
-``train.run_pack``, writes each run's rows as Parquet parts (every ``training.flush_every``
+``train.run_pack``, writes each run's rows as Parquet parts (every ``resources.flush_every``
 steps, so a crash loses at most that much) and reports progress to Tune.
 """
 
@@ -59,13 +59,13 @@ def train_pack_trial(config: dict[str, Any]) -> None:
     writer = _PartWriter(sweep_dir, run_ids)
     total = spec.training.steps
     report_every = max(1, total // REPORTS_PER_TRIAL)
-    next_flush, next_report = spec.training.flush_every, 0
+    next_flush, next_report = spec.resources.flush_every, 0
     for rows in train.run_pack(spec, pack.runs, device):
         writer.add(rows)
         step = rows[0]["step"]
         if step >= next_flush:
             writer.flush()
-            next_flush = step + spec.training.flush_every
+            next_flush = step + spec.resources.flush_every
         if next_report <= step < total:
             tune.report(_progress(rows, step))
             next_report = step + report_every

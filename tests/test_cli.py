@@ -21,7 +21,8 @@ runner = CliRunner()
 TINY = {
     "name": "tiny",
     "model": {"hidden": [16, 16]},
-    "training": {"steps": 120, "eval_every": 20, "flush_every": 50},
+    "training": {"steps": 120, "eval_every": 20},
+    "resources": {"flush_every": 50, "pack_size": 2},
     "grid": {"repr_lr": [1e-3, 3e-2], "decoder_lr": [1e-3, 1e-2]},
     "phases": {"gap": 40},
 }

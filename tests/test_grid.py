@@ -33,7 +33,7 @@ def test_ids_are_stable_across_processes_and_sweep_names():
 
 def test_id_recipe_is_pinned():
     # A literal id pins the hash recipe: changing it silently would orphan every stored result.
-    assert grid.expand(make({}))[0].run_id == "463f4139f928"
+    assert grid.expand(make({}))[0].run_id == "22562ea52f5a"
 
 
 def test_ids_change_with_anything_that_changes_training():
@@ -75,3 +75,15 @@ def test_run_count_is_the_product_of_axis_lengths(n_lr, n_wd, n_seed):
     runs = grid.expand(spec)
     assert len(runs) == spec.grid.size() == n_lr * n_wd * n_seed
     assert len({r.run_id for r in runs}) == len(runs)
+
+
+def test_auto_pack_size_fills_every_slot_within_the_device_cap():
+    # 16 runs on 2 CPU slots: two packs of 8; 9 runs: packs of 5 so that both slots work.
+    assert grid.auto_pack_size(16, 2, False, 50_000) == 8
+    assert grid.auto_pack_size(9, 2, False, 50_000) == 5
+    assert grid.auto_pack_size(64, 2, False, 50_000) == grid.CPU_PACK_CAP
+    assert grid.auto_pack_size(1000, 1, True, 50_000) == grid.GPU_PACK_CAP
+    assert grid.auto_pack_size(3, 8, True, 50_000) == 1
+    # A big model gets smaller packs: the pack's parameters stay within the budget.
+    assert grid.auto_pack_size(64, 1, False, grid.CPU_PACK_PARAMETERS // 2) == 2
+    assert grid.auto_pack_size(64, 1, False, grid.CPU_PACK_PARAMETERS * 2) == 1

@@ -138,3 +138,41 @@ def test_a_diverging_run_stops_and_the_rest_of_the_pack_goes_on():
 def test_eval_steps_always_include_the_last():
     assert train.eval_steps(10, 4) == [0, 4, 8, 10]
     assert train.eval_steps(8, 4) == [0, 4, 8]
+
+
+def test_early_stop_shrinks_the_pack_and_every_run_still_equals_it_alone():
+    spec = small_spec(
+        model={"hidden": [32, 32]},
+        training={"steps": 300, "eval_every": 10, "early_stop": {"threshold": 0.5, "patience": 3}},
+        grid={"repr_lr": [1e-3, 3e-2], "decoder_lr": [1e-4, 1e-2], "seed": [0], "train_fraction": [0.8]},
+    )
+    runs = grid.expand(spec)
+    sizes = [len(rows) for rows in train.run_pack(spec, runs)]
+    assert sizes[0] == 4 and min(sizes) < 4, "some run must leave the pack early"
+    assert sizes == sorted(sizes, reverse=True)
+    packed = rows_by_run(spec, runs)
+    stopped = [r for r in runs if packed[r.run_id][-1]["step"] < 300]
+    assert stopped
+    for run in runs:
+        alone = rows_by_run(spec, [run])[run.run_id]
+        assert [r["step"] for r in alone] == [r["step"] for r in packed[run.run_id]]
+        for a, b in zip(alone, packed[run.run_id]):
+            for key in ("train_loss", "val_loss", "train_acc", "val_acc", "weight_norm"):
+                assert math.isclose(a[key], b[key], rel_tol=1e-9, abs_tol=1e-12), (run, a["step"], key)
+    for run in stopped:
+        last = packed[run.run_id][-3:]
+        assert all(r["train_acc"] >= 0.5 and r["val_acc"] >= 0.5 for r in last)
+
+
+def test_keep_runs_cuts_parameters_and_optimizer_state():
+    spec = small_spec()
+    runs = grid.expand(spec)[:3]
+    state = train.build_pack(spec, runs)
+    train.train_step(state)
+    before = [p.detach().clone() for p in state.model.parameters()]
+    train.keep_runs(state, [True, False, True])
+    assert [r.run_id for r in state.runs] == [runs[0].run_id, runs[2].run_id]
+    for old, new in zip(before, state.model.parameters()):
+        assert torch.equal(new, old[[0, 2]])
+    assert state.optimizer.groups[0].lr.tolist() == [runs[0].repr_lr, runs[2].repr_lr]
+    train.train_step(state)  # still trains after the cut

@@ -35,10 +35,9 @@ class ToyModel(nn.Module):
         super().__init__()
         if len(seeds) != len(init_scales):
             raise ValueError("one seed and one init scale per run")
-        self.n_runs = len(seeds)
         self.activation = ACTIVATIONS[activation]
         dims = [embed_dim, *hidden, out_dim]
-        k = self.n_runs
+        k = len(seeds)
         self.embedding = nn.Parameter(torch.empty(k, n_tokens, embed_dim, dtype=dtype))
         self.weights = nn.ParameterList(
             nn.Parameter(torch.empty(k, d_in, d_out, dtype=dtype)) for d_in, d_out in zip(dims, dims[1:])
