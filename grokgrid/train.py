@@ -155,33 +155,86 @@ def _diverged(row: dict) -> bool:
     return not (math.isfinite(row["train_loss"]) and math.isfinite(row["val_loss"]))
 
 
-def run_pack(spec: SweepSpec, runs: Sequence[RunConfig], device: str | torch.device = "cpu") -> Iterator[list[dict]]:
-    """Train the pack; yield the rows (one dict per run still in the pack) of every logged step.
+class PackTrainer:
+    """Trains a pack step by step; can be saved and restored between logged steps.
 
-    Step s's row describes the parameters after s updates (step 0: at initialisation). A run
-    leaves the pack after the row where its loss is NaN/inf (diverged) or where the early-stop
-    rule says its phase is decided; the others go on.
+    ``rows()`` yields the rows (one dict per run still in the pack) of every logged step; step
+    s's row describes the parameters after s updates (step 0: at initialisation). A run leaves
+    the pack after the row where its loss is NaN/inf (diverged) or where the early-stop rule says
+    its phase is decided; the others go on. While ``rows()`` is paused at a yield,
+    ``state_dict()`` captures everything needed to continue exactly from there.
     """
-    state = build_pack(spec, runs, device)
-    logged = set(eval_steps(spec.training.steps, spec.training.eval_every))
-    early_stop = _EarlyStop(spec)
-    started = time.perf_counter()
-    for step in range(spec.training.steps + 1):
-        if step in logged:
-            values = {k: v.tolist() for k, v in evaluate(state).items()}
-            elapsed = time.perf_counter() - started
-            rows = [
-                {"run_id": run.run_id, "step": step, **{k: v[i] for k, v in values.items()}, "elapsed_s": elapsed}
-                for i, run in enumerate(state.runs)
-            ]
-            yield rows
-            keep = [not (_diverged(row) or early_stop.decided(row)) for row in rows]
-            if not any(keep):
+
+    def __init__(self, spec: SweepSpec, runs: Sequence[RunConfig], device: str | torch.device = "cpu"):
+        self.spec = spec
+        self.state = build_pack(spec, runs, device)
+        self.all_run_ids = [r.run_id for r in runs]
+        self.logged = set(eval_steps(spec.training.steps, spec.training.eval_every))
+        self.early_stop = _EarlyStop(spec)
+        self.step = 0
+        self.step_logged = False  # has the row of self.step been yielded already?
+        self.elapsed_before = 0.0  # training seconds of earlier attempts (restored checkpoints)
+
+    @property
+    def finished(self) -> bool:
+        return not self.state.runs or (self.step >= self.spec.training.steps and self.step_logged)
+
+    def rows(self) -> Iterator[list[dict]]:
+        started = time.perf_counter() - self.elapsed_before
+        total = self.spec.training.steps
+        while self.state.runs:
+            if self.step in self.logged and not self.step_logged:
+                values = {k: v.tolist() for k, v in evaluate(self.state).items()}
+                self.elapsed_before = time.perf_counter() - started
+                rows = [
+                    {"run_id": run.run_id, "step": self.step, **{k: v[i] for k, v in values.items()}, "elapsed_s": self.elapsed_before}
+                    for i, run in enumerate(self.state.runs)
+                ]
+                self.step_logged = True
+                keep = [not (_diverged(row) or self.early_stop.decided(row)) for row in rows]
+                if not all(keep):
+                    keep_runs(self.state, keep)
+                yield rows
+            if self.step >= total:
                 return
-            if not all(keep):
-                keep_runs(state, keep)
-        if step < spec.training.steps:
-            train_step(state)
+            train_step(self.state)
+            self.step += 1
+            self.step_logged = False
+
+    def state_dict(self) -> dict:
+        """Parameters, optimizer moments, step, runs still in the pack and early-stop streaks.
+
+        Full-batch training draws no random numbers after initialisation, so no RNG state is
+        needed: a restored pack continues bit for bit on the same device and thread count.
+        """
+        return {
+            "step": self.step,
+            "step_logged": self.step_logged,
+            "elapsed_s": self.elapsed_before,
+            "run_ids": [r.run_id for r in self.state.runs],
+            "parameters": [p.detach().clone() for p in self.state.model.parameters()],
+            "optimizer": self.state.optimizer.state_dict(),
+            "streaks": dict(self.early_stop.streak),
+        }
+
+    def load_state_dict(self, data: dict) -> None:
+        present = set(data["run_ids"])
+        keep_runs(self.state, [r.run_id in present for r in self.state.runs])
+        if [r.run_id for r in self.state.runs] != list(data["run_ids"]):
+            raise ValueError("checkpoint does not belong to this pack (its runs differ)")
+        with torch.no_grad():
+            for p, saved in zip(self.state.model.parameters(), data["parameters"], strict=True):
+                p.copy_(saved)
+        self.state.optimizer.load_state_dict(data["optimizer"])
+        self.step = int(data["step"])
+        self.step_logged = bool(data["step_logged"])
+        self.elapsed_before = float(data["elapsed_s"])
+        self.early_stop.streak = dict(data["streaks"])
+
+
+def run_pack(spec: SweepSpec, runs: Sequence[RunConfig], device: str | torch.device = "cpu") -> Iterator[list[dict]]:
+    """Train the pack from scratch; yield the rows of every logged step (see PackTrainer)."""
+    return PackTrainer(spec, runs, device).rows()
 
 
 def parameters_per_run(spec: SweepSpec) -> int:

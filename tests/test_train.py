@@ -176,3 +176,28 @@ def test_keep_runs_cuts_parameters_and_optimizer_state():
         assert torch.equal(new, old[[0, 2]])
     assert state.optimizer.groups[0].lr.tolist() == [runs[0].repr_lr, runs[2].repr_lr]
     train.train_step(state)  # still trains after the cut
+
+
+@pytest.mark.parametrize("stop_after", [1, 4, 9])
+def test_a_restored_trainer_continues_exactly(stop_after):
+    spec = small_spec(training={"steps": 100, "eval_every": 10, "early_stop": {"threshold": 0.5, "patience": 2}})
+    runs = grid.expand(spec)[:4]
+    straight = [row for rows in train.run_pack(spec, runs) for row in rows]
+    first = train.PackTrainer(spec, runs)
+    resumed_rows = []
+    for i, rows in enumerate(first.rows()):
+        resumed_rows.extend(rows)
+        if i == stop_after:
+            saved = first.state_dict()
+            break
+    second = train.PackTrainer(spec, runs)
+    second.load_state_dict(saved)
+    for rows in second.rows():
+        resumed_rows.extend(rows)
+    assert second.finished
+    key = lambda r: (r["run_id"], r["step"])  # noqa: E731
+    assert sorted(map(key, resumed_rows)) == sorted(map(key, straight))
+    by_key = {key(r): r for r in straight}
+    for row in resumed_rows:
+        for column in ("train_loss", "val_loss", "train_acc", "val_acc", "weight_norm"):
+            assert row[column] == by_key[key(row)][column], (key(row), column)

@@ -1,0 +1,93 @@
+"""Benchmark: the same grid (a) one run per Ray Tune trial and (b) packed, on local Ray.
+
+    .venv/bin/python bench/packs.py                     # the quickstart grid widened to 8 x 8 = 64 runs
+    .venv/bin/python bench/packs.py --spec sweeps/quickstart.yaml --steps 500
+
+Prints, for both, wall time, run-steps per second (runs x steps / wall), their ratio, and Ray's
+overhead as a share of wall time: 1 - (seconds the trials spent training) / (wall x slots),
+the time the trial slots were not training (scheduling, trial start-up, reporting, idle tails).
+Not a test: timings depend on the machine (numbers in the README come from this script).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from grokgrid import grid, store
+from grokgrid.spec import load_spec
+
+
+def widen(spec, n_repr: int, n_decoder: int):
+    """The spec's grid with n_repr x n_decoder log-spaced lrs over the same ranges."""
+
+    def logspace(values, n):
+        lo, hi = min(values), max(values)
+        return tuple(float(f"{lo * (hi / lo) ** (i / max(n - 1, 1)):.6g}") for i in range(n))
+
+    g = dataclasses.replace(spec.grid, repr_lr=logspace(spec.grid.repr_lr, n_repr), decoder_lr=logspace(spec.grid.decoder_lr, n_decoder))
+    return dataclasses.replace(spec, grid=g)
+
+
+def measure(spec, pack_size: int, slots: int) -> dict:
+    from grokgrid import sweep
+
+    runs = grid.expand(spec)
+    packs = grid.pack(runs, pack_size)
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        outcomes = sweep.launch(spec, Path(tmp), packs)
+        wall = time.perf_counter() - started
+        metrics = store.read_metrics(tmp)
+    if not all(o.ok for o in outcomes):
+        sys.exit(f"a trial failed: {[o.error for o in outcomes if not o.ok]}")
+    # elapsed_s is measured from the start of each pack's training: the last row of a pack's
+    # runs is when it finished training.
+    pack_of = {r.run_id: p.pack_id for p in packs for r in p.runs}
+    training = metrics.assign(pack=metrics["run_id"].map(pack_of)).groupby("pack")["elapsed_s"].max().sum()
+    run_steps = len(runs) * spec.training.steps
+    return {
+        "pack_size": pack_size,
+        "trials": len(packs),
+        "wall_s": wall,
+        "run_steps_per_s": run_steps / wall,
+        "ray_overhead": max(0.0, 1 - training / (wall * slots)),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--spec", default="sweeps/quickstart.yaml")
+    parser.add_argument("--grid", default="8x8", help="repr x decoder lrs, e.g. 8x8 (64 runs)")
+    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--pack-size", default="auto", help="packed mode's pack size (auto: as grokgrid sweep)")
+    args = parser.parse_args()
+
+    from grokgrid import sweep, train
+
+    spec = load_spec(args.spec)
+    n_repr, n_decoder = (int(v) for v in args.grid.split("x"))
+    spec = widen(spec, n_repr, n_decoder)
+    spec = dataclasses.replace(spec, training=dataclasses.replace(spec.training, steps=args.steps))
+    sweep.connect()
+    slots = sweep.parallel_slots(spec.resources)
+    n_runs = spec.grid.size()
+    if args.pack_size == "auto":
+        size = grid.auto_pack_size(n_runs, slots, spec.resources.gpus_per_trial > 0, train.parameters_per_run(spec))
+    else:
+        size = int(args.pack_size)
+    print(f"{spec.name}: {n_runs} runs x {spec.training.steps} steps, {slots} trial slots, device "
+          f"{'gpu' if spec.resources.gpus_per_trial else 'cpu'}")
+    results = [measure(spec, 1, slots), measure(spec, size, slots)]
+    for label, r in zip(("one run per trial", "packed"), results):
+        print(f"{label:>18}: pack size {r['pack_size']:>3}, {r['trials']:>3} trials, wall {r['wall_s']:7.1f} s, "
+              f"{r['run_steps_per_s']:9.0f} run-steps/s, Ray overhead {100 * r['ray_overhead']:4.1f}% of wall")
+    print(f"speed-up packed / per-run: {results[1]['run_steps_per_s'] / results[0]['run_steps_per_s']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
