@@ -38,7 +38,10 @@ def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (values * weights).sum(dim=-1) / weights.sum(dim=-1)
 
 
-def weight_norm(parameters: Iterable[torch.Tensor]) -> torch.Tensor:
-    """l2 norm of all of a run's parameters together, per run."""
+def weight_norm(parameters: Iterable[torch.Tensor], runs: int | None = None) -> torch.Tensor:
+    """l2 norm of all of a run's parameters together, per run (zeros for an empty group of
+    ``runs`` runs: e.g. a model without embeddings has no representation parameters)."""
     squares = [p.detach().pow(2).flatten(start_dim=1).sum(dim=1) for p in parameters]
+    if not squares:
+        return torch.zeros(runs or 0, dtype=torch.float64)
     return torch.stack(squares).sum(dim=0).sqrt()

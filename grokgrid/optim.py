@@ -26,13 +26,25 @@ class ParamGroup:
     def __post_init__(self) -> None:
         # Kept in float64 and cast per parameter at use: a float32 copy of lr=0.3 is not 0.3,
         # which would already break equality with torch.optim.AdamW on float64 runs.
-        device = self.params[0].device
+        device = self.params[0].device if self.params else None
         self.lr = torch.as_tensor(self.lr, dtype=torch.float64, device=device)
         self.weight_decay = torch.as_tensor(self.weight_decay, dtype=torch.float64, device=device)
 
 
 class BatchedAdamW:
-    def __init__(self, groups: Sequence[ParamGroup], betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
+    """AdamW (``kind="adamw"``), Adam with L2 weight decay (``"adam"``, torch.optim.Adam) or plain
+    gradient descent with L2 weight decay (``"sgd"``, torch.optim.SGD without momentum)."""
+
+    def __init__(
+        self,
+        groups: Sequence[ParamGroup],
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        kind: str = "adamw",
+    ):
+        if kind not in ("adamw", "adam", "sgd"):
+            raise ValueError(f"unknown optimizer {kind!r}")
+        self.kind = kind
         self.groups = list(groups)
         self.beta1, self.beta2 = betas
         self.eps = eps
@@ -57,10 +69,18 @@ class BatchedAdamW:
                 if p.grad is None:
                     continue
                 lr = self._per_run(group.lr, p)
-                p.mul_(1 - lr * self._per_run(group.weight_decay, p))
+                decay = self._per_run(group.weight_decay, p)
+                grad = p.grad
+                if self.kind == "adamw":
+                    p.mul_(1 - lr * decay)
+                else:  # L2 penalty through the gradient, as torch.optim.Adam / SGD do
+                    grad = grad.add(p * decay)
+                if self.kind == "sgd":
+                    p.sub_(lr * grad)
+                    continue
                 exp_avg, exp_avg_sq = self.state[p]
-                exp_avg.lerp_(p.grad, 1 - self.beta1)
-                exp_avg_sq.mul_(self.beta2).addcmul_(p.grad, p.grad, value=1 - self.beta2)
+                exp_avg.lerp_(grad, 1 - self.beta1)
+                exp_avg_sq.mul_(self.beta2).addcmul_(grad, grad, value=1 - self.beta2)
                 denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(self.eps)
                 p.sub_((lr / bias_correction1) * (exp_avg / denom))
 

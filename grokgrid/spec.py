@@ -34,33 +34,77 @@ class SpecError(ValueError):
 # repr_* act on the representation (embedding) parameters, decoder_* on the rest (Liu et al.).
 HYPERPARAMETERS = ("repr_lr", "decoder_lr", "repr_wd", "decoder_wd", "init_scale", "train_fraction", "seed")
 
-TASKS = ("toy_addition",)
-MODELS = ("toy",)
+# Each task's and each model's own parameters (the others' fields keep their defaults and are
+# refused in a spec, so a typo such as `op` on the toy task is an error, not silently ignored).
+TASK_PARAMETERS = {
+    "toy_addition": ("p", "loss", "template_dim"),
+    "modular": ("p", "op", "loss"),
+    "permutation": ("n", "op", "loss"),
+    "digits": ("loss",),
+    "sparse_linear": ("n_samples", "dim", "sparsity", "data_seed"),
+}
+MODEL_PARAMETERS = {
+    "toy": ("embed_dim", "hidden", "activation"),
+    "mlp": ("embed_dim", "hidden", "activation", "bias"),
+    "transformer": ("n_layers", "d_model", "n_heads", "d_mlp", "layer_norm", "activation", "with_op"),
+    "diagonal": ("parametrization",),
+}
+# Which models read which tasks' inputs.
+MODELS_FOR_TASK = {
+    "toy_addition": ("toy", "mlp"),
+    "modular": ("mlp", "transformer"),
+    "permutation": ("mlp", "transformer"),
+    "digits": ("mlp",),
+    "sparse_linear": ("diagonal", "mlp"),
+}
+TASKS = tuple(TASK_PARAMETERS)
+MODELS = tuple(MODEL_PARAMETERS)
+MODULAR_OPS = ("add", "sub", "mul", "div", "quad1", "quad2", "quad3", "cube1", "cube2", "mix1")
+PERMUTATION_OPS = ("compose", "conjugate")
 LOSSES = ("mse", "ce")
 ACTIVATIONS = ("tanh", "relu", "gelu", "silu")
-OPTIMIZERS = ("adamw",)
+OPTIMIZERS = ("adamw", "adam", "sgd")
 PRECISIONS = ("float32", "float64")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """Liu et al.'s toy non-modular addition: pairs (i, j) with 0 <= i <= j < p, target i + j."""
+    """The dataset. toy_addition: Liu's pairs i <= j < p, answer i + j; modular: Power's x op y
+    mod p; permutation: S_n composition or conjugation; digits: sklearn's 8x8 digits (small
+    MNIST); sparse_linear: Lyu's k-sparse linear teacher. loss mse regresses onto a template per
+    class (random 30-d for the toy task as Liu, one-hot otherwise as Omnigrok)."""
 
     name: str = "toy_addition"
     p: int = 10
-    loss: str = "mse"  # mse: regression onto random templates (Liu); ce: 2p-1 classes
+    op: str = "add"
+    n: int = 5
+    loss: str = "mse"
     template_dim: int = 30
+    n_samples: int = 1000
+    dim: int = 1000
+    sparsity: int = 3
+    data_seed: int = 0
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """Embeddings (the representation) summed, then an MLP decoder."""
+    """The network. toy: Liu's summed embeddings + MLP decoder; mlp: embeddings (or one-hot,
+    embed_dim 0) concatenated, or raw features, then an MLP; transformer: decoder-only (Power /
+    Nanda); diagonal: Lyu's diagonal linear net w = u*u - v*v."""
 
     name: str = "toy"
     embed_dim: int = 1
     hidden: tuple[int, ...] = (200, 200)
     activation: str = "tanh"
+    bias: bool = True
+    n_layers: int = 1
+    d_model: int = 128
+    n_heads: int = 4
+    d_mlp: int = 512
+    layer_norm: bool = False
+    with_op: bool = False
+    parametrization: str = "squares"
 
 
 @dataclass(frozen=True)
@@ -73,6 +117,15 @@ class EarlyStopSpec:
 
 
 @dataclass(frozen=True)
+class LogScheduleSpec:
+    """Logged steps: every ``eval_every`` up to ``dense_until``, then ``per_decade`` steps per
+    factor of 10 (geometric), so that a 1e5-step run logs hundreds of rows, not thousands."""
+
+    dense_until: int = 1000
+    per_decade: int = 20
+
+
+@dataclass(frozen=True)
 class TrainingSpec:
     steps: int = 5000
     eval_every: int = 10
@@ -81,6 +134,7 @@ class TrainingSpec:
     eps: float = 1e-8
     precision: str = "float32"
     early_stop: EarlyStopSpec | None = None  # None: every run trains all its steps
+    log_schedule: LogScheduleSpec | None = None  # None: log every eval_every steps
 
 
 @dataclass(frozen=True)
@@ -122,6 +176,10 @@ class ResourcesSpec:
     max_concurrent: int | None = None
     pack_size: int | str = "auto"  # runs trained together in one trial; "auto": by device and grid
     flush_every: int = 1000  # steps between Parquet parts: bounds what a crash can lose
+    # Steps between pack checkpoints (taken at the first logged step at or after each multiple):
+    # an interrupted pack resumes from its last one, so this bounds the steps a crash recomputes.
+    checkpoint_every: int = 1000
+    max_failures: int = 2  # retries of a failed trial (lost node, crash), each from its checkpoint; -1: unlimited
 
 
 @dataclass(frozen=True)
@@ -136,8 +194,16 @@ class SweepSpec:
     resources: ResourcesSpec = field(default_factory=ResourcesSpec)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data (lists, not tuples) that ``spec_from_dict`` turns back into an equal spec."""
-        return _plain(dataclasses.asdict(self))
+        """Plain data (lists, not tuples) that ``spec_from_dict`` turns back into an equal spec.
+
+        The task and model sections keep only their kind's own parameters: the rest are unused
+        defaults, and leaving them out keeps run ids (a hash of this) free of them.
+        """
+        data = _plain(dataclasses.asdict(self))
+        for section, allowed in (("task", TASK_PARAMETERS), ("model", MODEL_PARAMETERS)):
+            kind = data[section]["name"]
+            data[section] = {k: v for k, v in data[section].items() if k == "name" or k in allowed[kind]}
+        return data
 
 
 def _plain(value: Any) -> Any:
@@ -212,17 +278,63 @@ def _reject_unknown(where: str, data: Mapping[str, Any], cls: type) -> None:
 # ----------------------------------------------------------------------------- sections
 
 
+def _boolean(where: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise SpecError(where, f"expected true or false, got {value!r}", "write true or false")
+    return value
+
+
+def _only_parameters_of(section: str, kind: str, data: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
+    for key in data:
+        if key != "name" and key not in allowed:
+            shown = key if key.isprintable() else repr(key)[1:-1]
+            raise SpecError(
+                f"{section}.{shown}",
+                f"not a parameter of {section} {kind}",
+                f"its parameters are {', '.join(allowed) or 'none'}",
+            )
+
+
 def _task(data: Mapping[str, Any]) -> TaskSpec:
     _reject_unknown("task", data, TaskSpec)
     d = TaskSpec()
+    name = _choice("task.name", data.get("name", d.name), TASKS)
+    _only_parameters_of("task", name, data, TASK_PARAMETERS[name])
+    defaults = {"modular": {"p": 97, "loss": "ce"}, "permutation": {"loss": "ce"}, "digits": {"loss": "mse"}}.get(name, {})
+
+    def get(key: str) -> Any:
+        return data.get(key, defaults.get(key, getattr(d, key)))
+
     task = TaskSpec(
-        name=_choice("task.name", data.get("name", d.name), TASKS),
-        p=_integer("task.p", data.get("p", d.p)),
-        loss=_choice("task.loss", data.get("loss", d.loss), LOSSES),
-        template_dim=_integer("task.template_dim", data.get("template_dim", d.template_dim)),
+        name=name,
+        p=_integer("task.p", get("p")),
+        op=get("op"),
+        n=_integer("task.n", get("n")),
+        loss=_choice("task.loss", get("loss"), LOSSES),
+        template_dim=_integer("task.template_dim", get("template_dim")),
+        n_samples=_integer("task.n_samples", get("n_samples")),
+        dim=_integer("task.dim", get("dim")),
+        sparsity=_integer("task.sparsity", get("sparsity")),
+        data_seed=_integer("task.data_seed", get("data_seed")),
     )
     _at_least("task.p", task.p, 2)
     _at_least("task.template_dim", task.template_dim, 1)
+    _at_least("task.n_samples", task.n_samples, 2)
+    _at_least("task.dim", task.dim, 1)
+    _at_least("task.sparsity", task.sparsity, 1)
+    _at_least("task.data_seed", task.data_seed, 0)
+    if name == "modular":
+        _choice("task.op", task.op, MODULAR_OPS)
+        if task.op in ("div", "mix1") and any(task.p % k == 0 for k in range(2, int(task.p**0.5) + 1)):
+            raise SpecError("task.p", f"op {task.op} needs a prime p (a modular inverse), got {task.p}", "use e.g. 97 or 113")
+    if name == "permutation":
+        _choice("task.op", task.op, PERMUTATION_OPS) if "op" in data else None
+        if task.n not in (3, 4, 5):
+            raise SpecError("task.n", f"S_{task.n} is not offered", "use 3, 4 or 5 (S5 has 120 elements)")
+        if "op" not in data:
+            task = dataclasses.replace(task, op="compose")
+    if task.sparsity > task.dim:
+        raise SpecError("task.sparsity", f"{task.sparsity} exceeds dim {task.dim}", "use at most dim non-zeros")
     return task
 
 
@@ -235,13 +347,32 @@ def _model(data: Mapping[str, Any]) -> ModelSpec:
     widths = tuple(_integer(f"model.hidden[{i}]", w) for i, w in enumerate(hidden))
     for i, w in enumerate(widths):
         _at_least(f"model.hidden[{i}]", w, 1)
+    name = _choice("model.name", data.get("name", d.name), MODELS)
+    _only_parameters_of("model", name, data, MODEL_PARAMETERS[name])
+    defaults = {"mlp": {"activation": "relu", "embed_dim": 0}, "transformer": {"activation": "relu"}}.get(name, {})
+
+    def get(key: str) -> Any:
+        return data.get(key, defaults.get(key, getattr(d, key)))
+
     model = ModelSpec(
-        name=_choice("model.name", data.get("name", d.name), MODELS),
-        embed_dim=_integer("model.embed_dim", data.get("embed_dim", d.embed_dim)),
+        name=name,
+        embed_dim=_integer("model.embed_dim", get("embed_dim")),
         hidden=widths,
-        activation=_choice("model.activation", data.get("activation", d.activation), ACTIVATIONS),
+        activation=_choice("model.activation", get("activation"), ACTIVATIONS),
+        bias=_boolean("model.bias", get("bias")),
+        n_layers=_integer("model.n_layers", get("n_layers")),
+        d_model=_integer("model.d_model", get("d_model")),
+        n_heads=_integer("model.n_heads", get("n_heads")),
+        d_mlp=_integer("model.d_mlp", get("d_mlp")),
+        layer_norm=_boolean("model.layer_norm", get("layer_norm")),
+        with_op=_boolean("model.with_op", get("with_op")),
+        parametrization=_choice("model.parametrization", get("parametrization"), ("squares", "product")),
     )
-    _at_least("model.embed_dim", model.embed_dim, 1)
+    _at_least("model.embed_dim", model.embed_dim, 1 if name == "toy" else 0)
+    for key in ("n_layers", "d_model", "n_heads", "d_mlp"):
+        _at_least(f"model.{key}", getattr(model, key), 1)
+    if model.d_model % model.n_heads:
+        raise SpecError("model.n_heads", f"d_model {model.d_model} is not a multiple of n_heads {model.n_heads}", "pick a divisor of d_model")
     return model
 
 
@@ -263,11 +394,27 @@ def _training(data: Mapping[str, Any]) -> TrainingSpec:
         eps=_number("training.eps", data.get("eps", d.eps)),
         precision=_choice("training.precision", data.get("precision", d.precision), PRECISIONS),
         early_stop=_early_stop(data.get("early_stop", d.early_stop)),
+        log_schedule=_log_schedule(data.get("log_schedule", d.log_schedule)),
     )
     _at_least("training.steps", training.steps, 1)
     _at_least("training.eval_every", training.eval_every, 1)
     _at_least("training.eps", training.eps, 0, strict=True)
     return training
+
+
+def _log_schedule(raw: Any) -> LogScheduleSpec | None:
+    if raw is None or raw is False:
+        return None
+    data = _mapping("training.log_schedule", raw)
+    _reject_unknown("training.log_schedule", data, LogScheduleSpec)
+    d = LogScheduleSpec()
+    schedule = LogScheduleSpec(
+        dense_until=_integer("training.log_schedule.dense_until", data.get("dense_until", d.dense_until)),
+        per_decade=_integer("training.log_schedule.per_decade", data.get("per_decade", d.per_decade)),
+    )
+    _at_least("training.log_schedule.dense_until", schedule.dense_until, 1)
+    _at_least("training.log_schedule.per_decade", schedule.per_decade, 1)
+    return schedule
 
 
 def _early_stop(raw: Any) -> EarlyStopSpec | None:
@@ -375,8 +522,19 @@ def _resources(data: Mapping[str, Any]) -> ResourcesSpec:
         _at_least("resources.pack_size", pack_size, 1)
     flush_every = _integer("resources.flush_every", data.get("flush_every", d.flush_every))
     _at_least("resources.flush_every", flush_every, 1)
+    checkpoint_every = _integer("resources.checkpoint_every", data.get("checkpoint_every", d.checkpoint_every))
+    _at_least("resources.checkpoint_every", checkpoint_every, 1)
+    max_failures = _integer("resources.max_failures", data.get("max_failures", d.max_failures))
+    if max_failures < -1:
+        raise SpecError("resources.max_failures", f"must be >= -1, got {max_failures}", "use a count of retries >= 0, or -1 for unlimited")
     return ResourcesSpec(
-        cpus_per_trial=cpus, gpus_per_trial=gpus, max_concurrent=concurrent, pack_size=pack_size, flush_every=flush_every
+        cpus_per_trial=cpus,
+        gpus_per_trial=gpus,
+        max_concurrent=concurrent,
+        pack_size=pack_size,
+        flush_every=flush_every,
+        checkpoint_every=checkpoint_every,
+        max_failures=max_failures,
     )
 
 
@@ -410,14 +568,20 @@ def spec_from_dict(data: Any) -> SweepSpec:
 
 def _check_consistency(spec: SweepSpec) -> None:
     """Checks that span sections."""
-    pairs = spec.task.p * (spec.task.p + 1) // 2
+    if spec.model.name not in MODELS_FOR_TASK[spec.task.name]:
+        raise SpecError(
+            "model.name",
+            f"model {spec.model.name} does not read task {spec.task.name}'s inputs",
+            f"use one of {', '.join(MODELS_FOR_TASK[spec.task.name])}",
+        )
+    examples = n_examples(spec.task)
     for i, fraction in enumerate(spec.grid.train_fraction):
-        n_train = round(fraction * pairs)
-        if n_train < 1 or n_train >= pairs:
+        n_train = round(fraction * examples)
+        if n_train < 1 or n_train >= examples:
             raise SpecError(
                 f"grid.train_fraction[{i}]",
-                f"{fraction:g} of {pairs} pairs leaves an empty train or validation set",
-                "use a fraction that keeps at least one pair on each side",
+                f"{fraction:g} of {examples} examples leaves an empty train or validation set",
+                "use a fraction that keeps at least one example on each side",
             )
     if spec.phases.budget is not None and spec.phases.budget > spec.training.steps:
         raise SpecError(
@@ -425,6 +589,19 @@ def _check_consistency(spec: SweepSpec) -> None:
             f"budget {spec.phases.budget} exceeds training.steps {spec.training.steps}",
             "lower the budget or train longer",
         )
+
+
+def n_examples(task: TaskSpec) -> int:
+    """How many examples (train + validation) the task has; the arithmetic of tasks/."""
+    if task.name == "toy_addition":
+        return task.p * (task.p + 1) // 2
+    if task.name == "modular":
+        return task.p * (task.p - 1) if task.op == "div" else task.p * task.p
+    if task.name == "permutation":
+        return math.factorial(task.n) ** 2
+    if task.name == "digits":
+        return 1797  # sklearn.datasets.load_digits
+    return task.n_samples
 
 
 def load_spec(path: str | Path) -> SweepSpec:

@@ -31,6 +31,13 @@ METRICS_SCHEMA = pa.schema(
         pa.field("train_acc", pa.float64()),
         pa.field("val_acc", pa.float64()),
         pa.field("weight_norm", pa.float64()),
+        # Progress measures (NaN where one does not apply to the task or model; README).
+        pa.field("repr_norm", pa.float64()),
+        pa.field("decoder_norm", pa.float64()),
+        pa.field("rqi", pa.float64()),
+        pa.field("commutativity_acc", pa.float64()),
+        pa.field("logit_efficiency", pa.float64()),
+        pa.field("perturbed_entropy", pa.float64()),
         pa.field("elapsed_s", pa.float64()),
     ]
 )
@@ -39,18 +46,24 @@ METRIC_COLUMNS = tuple(METRICS_SCHEMA.names)
 # `pd.read_parquet("results/<sweep>/metrics")` and `pyarrow.dataset` read the folder as one table.
 PART_SCHEMA = pa.schema([f for f in METRICS_SCHEMA if f.name != "run_id"])
 
-# Phase labels: one row per run (see phases.py for the meaning of each column).
+# Phase labels: one row per run (see phases.py for the meaning of each column). The columns added
+# after the first release (detail, t_semi, t_drop, plateau_val_acc) are nullable so that a labels
+# file written before them still reads (as nulls) until `grokgrid classify` rewrites it.
 LABELS_SCHEMA = pa.schema(
     [
         pa.field("run_id", pa.string(), nullable=False),
         pa.field("phase", pa.string(), nullable=False),
+        pa.field("detail", pa.string()),
         pa.field("reason", pa.string(), nullable=False),
         pa.field("t_train", pa.int64()),
         pa.field("t_val", pa.int64()),
         pa.field("gap", pa.int64()),
+        pa.field("t_semi", pa.int64()),
+        pa.field("t_drop", pa.int64()),
         pa.field("final_train_acc", pa.float64()),
         pa.field("final_val_acc", pa.float64()),
         pa.field("max_val_acc", pa.float64()),
+        pa.field("plateau_val_acc", pa.float64()),
         pa.field("last_step", pa.int64()),
         pa.field("val_before_train", pa.bool_()),
     ]

@@ -9,18 +9,22 @@ cut out of the batched parameters, so the pack gets cheaper as its runs finish.
 from __future__ import annotations
 
 import math
+import os
+import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterator, Sequence
 
 import torch
 
 from grokgrid import metrics
 from grokgrid.grid import RunConfig
-from grokgrid.models import ToyModel
+from grokgrid import progress_measures
+from grokgrid.models import build_model, token_embedding
 from grokgrid.optim import BatchedAdamW, ParamGroup
 from grokgrid.spec import SweepSpec
-from grokgrid.tasks import ToyAddition, split_mask
+from grokgrid.tasks import TaskData, ToyAddition, load_task, split_mask
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -30,64 +34,67 @@ class PackState:
     """Everything a pack's training needs, built once from the spec and its runs."""
 
     runs: tuple[RunConfig, ...]
-    model: ToyModel
+    model: torch.nn.Module
     optimizer: BatchedAdamW
-    left: torch.Tensor
-    right: torch.Tensor
+    data: TaskData
+    inputs: torch.Tensor
     targets: torch.Tensor
     train_mask: torch.Tensor  # [runs, examples]
     templates: torch.Tensor | None  # [runs, classes, dim] for mse, else None
+    ce: bool  # classification by logits (cross-entropy) rather than template regression
+
+
+# Perturbed entropy looks at this many examples (a fixed subset): its Gram matrix is n x n.
+ENTROPY_EXAMPLES = 256
+
+
+def _templates(spec: SweepSpec, data: TaskData, runs: Sequence[RunConfig], dtype: torch.dtype) -> torch.Tensor | None:
+    """Regression targets per class: Liu's random templates for the toy task, one-hot (Omnigrok's
+    MSE on MNIST) for the others; None for cross-entropy."""
+    if spec.task.loss != "mse":
+        return None
+    if spec.task.name == "toy_addition":
+        toy = ToyAddition(spec.task.p)
+        return torch.stack([toy.templates(spec.task.template_dim, r.seed, dtype) for r in runs])
+    return torch.eye(data.n_classes, dtype=dtype).expand(len(runs), -1, -1).clone()
 
 
 def build_pack(spec: SweepSpec, runs: Sequence[RunConfig], device: str | torch.device = "cpu") -> PackState:
     dtype = DTYPES[spec.training.precision]
-    task = ToyAddition(p=spec.task.p)
-    left, right = task.pairs()
-    targets = task.targets()
-    out_dim = spec.task.template_dim if spec.task.loss == "mse" else task.n_classes
-    model = ToyModel(
-        n_tokens=task.n_tokens,
-        embed_dim=spec.model.embed_dim,
-        hidden=spec.model.hidden,
-        out_dim=out_dim,
-        activation=spec.model.activation,
-        seeds=[r.seed for r in runs],
-        init_scales=[r.init_scale for r in runs],
-        dtype=dtype,
-    ).to(device)
+    data = load_task(spec.task, sequences=spec.model.name == "transformer", with_op=spec.model.with_op, dtype=dtype)
+    templates = _templates(spec, data, runs, dtype)
+    out_dim = templates.shape[-1] if templates is not None else data.n_classes
+    model = build_model(spec.model, data, out_dim, [r.seed for r in runs], [r.init_scale for r in runs], dtype).to(device)
 
     def per_run(name: str) -> list[float]:
         return [getattr(r, name) for r in runs]
 
+    groups = [
+        ParamGroup(model.representation_parameters(), per_run("repr_lr"), per_run("repr_wd")),
+        ParamGroup(model.decoder_parameters(), per_run("decoder_lr"), per_run("decoder_wd")),
+    ]
     optimizer = BatchedAdamW(
-        [
-            ParamGroup(model.representation_parameters(), per_run("repr_lr"), per_run("repr_wd")),
-            ParamGroup(model.decoder_parameters(), per_run("decoder_lr"), per_run("decoder_wd")),
-        ],
-        betas=spec.training.betas,
-        eps=spec.training.eps,
+        [g for g in groups if g.params], betas=spec.training.betas, eps=spec.training.eps, kind=spec.training.optimizer
     )
-    n = len(targets)
+    n = len(data.targets)
     train_mask = torch.stack([split_mask(n, r.train_fraction, r.seed) for r in runs]).to(device)
-    templates = None
-    if spec.task.loss == "mse":
-        templates = torch.stack([task.templates(spec.task.template_dim, r.seed, dtype) for r in runs]).to(device)
     return PackState(
         runs=tuple(runs),
         model=model,
         optimizer=optimizer,
-        left=left.to(device),
-        right=right.to(device),
-        targets=targets.to(device),
+        data=data,
+        inputs=data.inputs.to(device),
+        targets=data.targets.to(device),
         train_mask=train_mask,
-        templates=templates,
+        templates=None if templates is None else templates.to(device),
+        ce=templates is None,
     )
 
 
 def train_step(state: PackState) -> None:
     """One full-batch update of every run in the pack."""
     state.optimizer.zero_grad()
-    outputs = state.model(state.left, state.right)
+    outputs = state.model(state.inputs)
     train_loss = metrics.masked_mean(metrics.per_example_loss(outputs, state.targets, state.templates), state.train_mask)
     # Runs share no parameters, so summing their losses gives each run its own gradient.
     train_loss.sum().backward()
@@ -96,26 +103,61 @@ def train_step(state: PackState) -> None:
 
 @torch.no_grad()
 def evaluate(state: PackState) -> dict[str, torch.Tensor]:
-    """Per-run train/val loss and accuracy and the weight norm at the current parameters."""
-    outputs = state.model(state.left, state.right)
+    """Every per-step metric of every run at the current parameters (store.METRICS_SCHEMA);
+    a progress measure that does not apply to this task or model is NaN."""
+    outputs = state.model(state.inputs)
     losses = metrics.per_example_loss(outputs, state.targets, state.templates)
-    correct = (metrics.predictions(outputs, state.templates) == state.targets).to(losses.dtype)
+    predicted = metrics.predictions(outputs, state.templates)
+    correct = (predicted == state.targets).to(losses.dtype)
     val_mask = ~state.train_mask
-    return {
+    model, data = state.model, state.data
+    runs = len(state.runs)
+    nan = torch.full((runs,), float("nan"), dtype=torch.float64, device=losses.device)
+    values = {
         "train_loss": metrics.masked_mean(losses, state.train_mask),
         "val_loss": metrics.masked_mean(losses, val_mask),
         "train_acc": metrics.masked_mean(correct, state.train_mask),
         "val_acc": metrics.masked_mean(correct, val_mask),
-        "weight_norm": metrics.weight_norm(state.model.parameters()),
+        "weight_norm": metrics.weight_norm(model.parameters()),
+        "repr_norm": metrics.weight_norm(model.representation_parameters(), runs),
+        "decoder_norm": metrics.weight_norm(model.decoder_parameters(), runs),
+        "rqi": nan,
+        "commutativity_acc": nan,
+        "logit_efficiency": nan,
+        "perturbed_entropy": nan,
     }
+    embedding = token_embedding(model, data.n_tokens) if data.n_tokens else None
+    if embedding is not None and data.addition_modulus is not False:
+        values["rqi"] = progress_measures.rqi(embedding.detach(), modulus=data.addition_modulus)
+    if data.pairs is not None and data.commutative:
+        values["commutativity_acc"] = progress_measures.commutativity_accuracy(predicted, data.pairs.to(predicted.device))
+    if state.ce:
+        values["logit_efficiency"] = progress_measures.logit_efficiency(outputs, state.targets, model.parameters(), state.train_mask)
+    if hasattr(model, "features") and hasattr(model, "embed"):
+        subset = state.inputs[:ENTROPY_EXAMPLES]
+        values["perturbed_entropy"] = progress_measures.perturbed_entropy(model, subset)
+    return {k: v.to(torch.float64) for k, v in values.items()}
 
 
-def eval_steps(total_steps: int, every: int) -> list[int]:
-    """Logged steps: 0, every, 2*every, ... and always the last step."""
-    steps = list(range(0, total_steps + 1, every))
-    if steps[-1] != total_steps:
-        steps.append(total_steps)
-    return steps
+def eval_steps(total_steps: int, every: int, dense_until: int | None = None, per_decade: int | None = None) -> list[int]:
+    """Logged steps: 0, every, 2*every, ... (up to ``dense_until`` when given, then
+    ``per_decade`` geometric steps per factor of 10), and always the last step."""
+    dense_end = total_steps if dense_until is None else min(dense_until, total_steps)
+    steps = set(range(0, dense_end + 1, every))
+    if dense_until is not None and per_decade:
+        i = 1
+        while (step := round(dense_end * 10 ** (i / per_decade))) < total_steps:
+            steps.add(step)
+            i += 1
+    steps.add(total_steps)
+    return sorted(steps)
+
+
+def logged_steps(spec: SweepSpec) -> list[int]:
+    schedule = spec.training.log_schedule
+    if schedule is None:
+        return eval_steps(spec.training.steps, spec.training.eval_every)
+    return eval_steps(spec.training.steps, spec.training.eval_every, schedule.dense_until, schedule.per_decade)
 
 
 def keep_runs(state: PackState, keep: Sequence[bool]) -> None:
@@ -134,6 +176,8 @@ def keep_runs(state: PackState, keep: Sequence[bool]) -> None:
     if state.templates is not None:
         state.templates = state.templates.index_select(0, index)
     state.runs = tuple(run for run, k in zip(state.runs, keep) if k)
+    if hasattr(state.model, "n_runs"):
+        state.model.n_runs = len(state.runs)
 
 
 class _EarlyStop:
@@ -169,7 +213,7 @@ class PackTrainer:
         self.spec = spec
         self.state = build_pack(spec, runs, device)
         self.all_run_ids = [r.run_id for r in runs]
-        self.logged = set(eval_steps(spec.training.steps, spec.training.eval_every))
+        self.logged = set(logged_steps(spec))
         self.early_stop = _EarlyStop(spec)
         self.step = 0
         self.step_logged = False  # has the row of self.step been yielded already?
@@ -249,3 +293,56 @@ def configure_worker(threads: int) -> torch.device:
     pick the device: the trial's GPU when Ray assigned one, else the CPU."""
     torch.set_num_threads(max(1, threads))
     return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+CHECKPOINT_FORMAT = 1
+
+
+def save_checkpoint(trainer: PackTrainer, path: str | os.PathLike, **extra: object) -> None:
+    """Save everything a pack needs to continue exactly (``PackTrainer.state_dict``, the pack's
+    run ids, torch's RNG states, and ``extra`` such as the pack id) to ``path``, atomically: a
+    hidden temp file beside it is ``os.replace``d into place, so a crash leaves the old file or
+    the whole new one, never half of one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        rng["cuda"] = torch.cuda.get_rng_state_all()
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "all_run_ids": list(trainer.all_run_ids),
+        "trainer": trainer.state_dict(),
+        "rng": rng,
+        **extra,
+    }
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    """Read a checkpoint written by ``save_checkpoint`` (tensors on the CPU; ``restore_checkpoint``
+    moves them to the trainer's device). Raises on a missing, torn or foreign file."""
+    data = torch.load(Path(path), map_location="cpu", weights_only=True)
+    if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path}: not a grokgrid pack checkpoint")
+    return data
+
+
+def restore_checkpoint(trainer: PackTrainer, data: dict) -> None:
+    """Continue ``trainer`` from a loaded checkpoint; refuses one of another pack's runs."""
+    if list(data["all_run_ids"]) != list(trainer.all_run_ids):
+        raise ValueError("checkpoint does not belong to this pack (its runs differ)")
+    trainer.load_state_dict(data["trainer"])
+    torch.set_rng_state(data["rng"]["cpu"])
+    if "cuda" in data["rng"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(data["rng"]["cuda"])

@@ -21,6 +21,7 @@ def rows(run_id: str, steps, offset: float = 0.0) -> list[dict]:
             "train_acc": min(1.0, s / 100),
             "val_acc": min(1.0, s / 300),
             "weight_norm": 10.0 + s,
+            **{k: 0.5 for k in ("repr_norm", "decoder_norm", "rqi", "commutativity_acc", "logit_efficiency", "perturbed_entropy")},
             "elapsed_s": s * 0.01,
         }
         for s in steps

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from grokgrid import grid, metrics, train
+from grokgrid import grid, metrics, store, train
 from grokgrid.models import ToyModel
 from grokgrid.optim import BatchedAdamW, ParamGroup
 from grokgrid.spec import spec_from_dict
@@ -52,13 +52,23 @@ def test_model_init_depends_only_on_the_run_seed_and_scale():
     assert alone.embedding.abs().max().item() <= 1.0
 
 
-def test_batched_adamw_matches_torch_adamw_per_run():
+TORCH_OPTIMIZERS = {
+    "adamw": lambda p, lr, wd: torch.optim.AdamW([p], lr=lr, weight_decay=wd, betas=(0.9, 0.98), eps=1e-8),
+    "adam": lambda p, lr, wd: torch.optim.Adam([p], lr=lr, weight_decay=wd, betas=(0.9, 0.98), eps=1e-8),
+    "sgd": lambda p, lr, wd: torch.optim.SGD([p], lr=lr, weight_decay=wd),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(TORCH_OPTIMIZERS))
+def test_batched_optimizer_matches_torch_per_run(kind):
     torch.manual_seed(0)
     lrs, wds = [1e-3, 5e-2, 3e-1], [0.0, 0.1, 2.0]
+    if kind == "sgd":
+        lrs = [1e-4, 1e-3, 3e-3]
     batched = torch.nn.Parameter(torch.randn(3, 4, 5, dtype=torch.float64))
     singles = [torch.nn.Parameter(batched[k].detach().clone()) for k in range(3)]
-    ours = BatchedAdamW([ParamGroup([batched], lrs, wds)], betas=(0.9, 0.98), eps=1e-8)
-    theirs = [torch.optim.AdamW([p], lr=lr, weight_decay=wd, betas=(0.9, 0.98), eps=1e-8) for p, lr, wd in zip(singles, lrs, wds)]
+    ours = BatchedAdamW([ParamGroup([batched], lrs, wds)], betas=(0.9, 0.98), eps=1e-8, kind=kind)
+    theirs = [TORCH_OPTIMIZERS[kind](p, lr, wd) for p, lr, wd in zip(singles, lrs, wds)]
     targets = torch.randn(3, 4, 5, dtype=torch.float64)
     for _ in range(50):
         ours.zero_grad()
@@ -99,7 +109,7 @@ def test_logged_steps_and_columns():
     run = grid.expand(spec)[0]
     rows = rows_by_run(spec, [run])[run.run_id]
     assert [r["step"] for r in rows] == [0, 20, 40, 50]
-    assert set(rows[0]) == {"run_id", "step", "train_loss", "val_loss", "train_acc", "val_acc", "weight_norm", "elapsed_s"}
+    assert set(rows[0]) == set(store.METRIC_COLUMNS)
 
 
 @pytest.mark.parametrize("loss", ["mse", "ce"])
@@ -201,3 +211,60 @@ def test_a_restored_trainer_continues_exactly(stop_after):
     for row in resumed_rows:
         for column in ("train_loss", "val_loss", "train_acc", "val_acc", "weight_norm"):
             assert row[column] == by_key[key(row)][column], (key(row), column)
+
+
+FAMILIES = {
+    "modular-mlp": {"task": {"name": "modular", "p": 11, "op": "add"}, "model": {"name": "mlp", "embed_dim": 8, "hidden": [16]}},
+    "modular-onehot": {"task": {"name": "modular", "p": 7, "op": "mul"}, "model": {"name": "mlp", "hidden": [16], "bias": False}},
+    "transformer": {"task": {"name": "modular", "p": 7, "op": "sub"},
+                    "model": {"name": "transformer", "n_layers": 1, "d_model": 8, "n_heads": 2, "d_mlp": 16, "layer_norm": True}},
+    "s3": {"task": {"name": "permutation", "n": 3}, "model": {"name": "transformer", "d_model": 8, "n_heads": 2, "d_mlp": 16}},
+    "digits": {"task": {"name": "digits", "loss": "mse"}, "model": {"name": "mlp", "hidden": [16]}},
+    "sparse": {"task": {"name": "sparse_linear", "n_samples": 40, "dim": 20, "sparsity": 2}, "model": {"name": "diagonal"}},
+}
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_every_task_and_model_family_trains_packed_exactly_as_alone(family):
+    data = {
+        "name": "f",
+        **FAMILIES[family],
+        "training": {"steps": 6, "eval_every": 2, "precision": "float64",
+                     "optimizer": "sgd" if family == "sparse" else "adamw"},
+        "grid": {"decoder_lr": [1e-3, 1e-2], "init_scale": [1.0, 2.0], "train_fraction": [0.5]},
+    }
+    spec = spec_from_dict(data)
+    runs = grid.expand(spec)
+    packed = rows_by_run(spec, runs)
+    for run in runs[::2]:
+        alone = rows_by_run(spec, [run])[run.run_id]
+        for a, b in zip(alone, packed[run.run_id], strict=True):
+            for key in store.METRIC_COLUMNS:
+                if key in ("run_id", "elapsed_s"):
+                    continue
+                assert (math.isnan(a[key]) and math.isnan(b[key])) or math.isclose(a[key], b[key], rel_tol=1e-9, abs_tol=1e-12), (family, key)
+
+
+def test_progress_measures_apply_where_they_should():
+    toy = small_spec(grid={"seed": [0]})
+    row = next(iter(train.run_pack(toy, grid.expand(toy)[:1])))[0]
+    assert 0 <= row["rqi"] <= 1
+    # mse: no logits; the toy model has no features(); only pairs i <= j exist, so no swaps.
+    assert all(math.isnan(row[k]) for k in ("logit_efficiency", "perturbed_entropy", "commutativity_acc"))
+    mod = spec_from_dict({"name": "m", **FAMILIES["modular-mlp"], "training": {"steps": 1}})
+    row = next(iter(train.run_pack(mod, grid.expand(mod))))[0]
+    assert all(math.isfinite(row[k]) for k in ("rqi", "commutativity_acc", "logit_efficiency", "perturbed_entropy"))
+    sub = spec_from_dict({"name": "s", **FAMILIES["transformer"], "training": {"steps": 1}})
+    row = next(iter(train.run_pack(sub, grid.expand(sub))))[0]
+    assert math.isnan(row["rqi"]) and math.isnan(row["commutativity_acc"])  # x - y: neither sums nor symmetric
+
+
+def test_log_schedule_is_dense_then_geometric():
+    steps = train.eval_steps(100_000, 10, dense_until=1000, per_decade=10)
+    assert steps[:3] == [0, 10, 20] and 1000 in steps and steps[-1] == 100_000
+    late = [s for s in steps if s > 1000]
+    assert 15 <= len(late) <= 21  # two decades at 10 per decade
+    ratios = [b / a for a, b in zip(late, late[1:])]
+    assert all(1.1 < r < 1.4 for r in ratios[:-1])
+    spec = small_spec(training={"steps": 5000, "eval_every": 100, "log_schedule": {"dense_until": 500, "per_decade": 4}})
+    assert train.logged_steps(spec) == [0, 100, 200, 300, 400, 500, 889, 1581, 2812, 5000]

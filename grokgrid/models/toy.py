@@ -69,9 +69,9 @@ class ToyModel(nn.Module):
     def decoder_parameters(self) -> list[nn.Parameter]:
         return [*self.weights, *self.biases]
 
-    def forward(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
-        """Outputs [runs, examples, out_dim] for token index vectors ``left``, ``right`` [examples]."""
-        x = self.embedding[:, left] + self.embedding[:, right]
+    def forward(self, pairs: torch.Tensor) -> torch.Tensor:
+        """Outputs [runs, examples, out_dim] for operand tokens ``pairs`` [examples, 2]."""
+        x = self.embedding[:, pairs[:, 0]] + self.embedding[:, pairs[:, 1]]
         last = len(self.weights) - 1
         for layer, (weight, bias) in enumerate(zip(self.weights, self.biases)):
             x = torch.baddbmm(bias, x, weight)

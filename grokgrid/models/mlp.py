@@ -1,0 +1,161 @@
+"""A multilayer perceptron batched over runs (Omnigrok's MNIST MLP, Lyu et al.'s 2-layer ReLU
+net on modular arithmetic).
+
+Every parameter has a leading run axis K; ``forward`` returns [K, N, out_dim]. Run k's slice is
+initialised from its own seed only (``derive_seed(seed, "init")``, drawn in float64 then cast),
+times its init scale alpha: alpha multiplies PyTorch's default init (Omnigrok), so a run gets
+the same initial weights whichever pack it lands in.
+
+Three input modes (exactly one of ``in_features`` / ``n_tokens``):
+
+- float features [N, in_features] (digits, sparse classification);
+- token ids [N, n_positions] with ``embed_dim``: one learned embedding table shared by the
+  positions, the positions' vectors concatenated ([N, n_positions * embed_dim]);
+- token ids with ``embed_dim=None``: one-hot inputs, concatenated ([N, n_positions * n_tokens])
+  and fed to the first linear layer (Lyu et al.'s modular-addition net).
+
+The forward pass is split so that progress measures can perturb the continuous input:
+``embed(inputs)`` -> [K, N, d_in], ``features(embedded, layer)`` -> a hidden layer's
+activations [K, N, width], ``readout`` of the last hidden layer -> [K, N, out_dim].
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from grokgrid.tasks.toy_addition import derive_seed
+
+ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu, "gelu": F.gelu, "silu": F.silu}
+
+
+class RunInit:
+    """The draws of one run's init: a generator seeded by ``derive_seed(seed, "init")``, values
+    drawn in float64, multiplied by the run's init scale, then cast. Draw in a fixed order."""
+
+    def __init__(self, seed: int, scale: float, dtype: torch.dtype):
+        self.generator = torch.Generator().manual_seed(derive_seed(seed, "init"))
+        self.scale = scale
+        self.dtype = dtype
+
+    def uniform(self, shape: Sequence[int], bound: float) -> torch.Tensor:
+        """U[-bound, bound] * alpha (torch.nn.Linear's default for weights and biases)."""
+        draw = torch.rand(tuple(shape), generator=self.generator, dtype=torch.float64)
+        return ((2 * draw - 1) * bound * self.scale).to(self.dtype)
+
+    def normal(self, shape: Sequence[int], std: float = 1.0) -> torch.Tensor:
+        """N(0, std^2) * alpha (torch.nn.Embedding's default with std = 1)."""
+        draw = torch.randn(tuple(shape), generator=self.generator, dtype=torch.float64)
+        return (draw * std * self.scale).to(self.dtype)
+
+    def constant(self, shape: Sequence[int], value: float) -> torch.Tensor:
+        """value * alpha everywhere (LayerNorm's weight 1, a diagonal net's u = v = 1)."""
+        return torch.full(tuple(shape), value * self.scale, dtype=torch.float64).to(self.dtype)
+
+
+def check_runs(seeds: Sequence[int], init_scales: Sequence[float]) -> int:
+    if len(seeds) != len(init_scales):
+        raise ValueError("one seed and one init scale per run")
+    if len(seeds) == 0:
+        raise ValueError("a model needs at least one run")
+    return len(seeds)
+
+
+class MLP(nn.Module):
+    def __init__(
+        self,
+        *,
+        hidden: Sequence[int],
+        out_dim: int,
+        seeds: Sequence[int],
+        init_scales: Sequence[float],
+        activation: str = "relu",
+        in_features: int | None = None,
+        n_tokens: int | None = None,
+        n_positions: int = 2,
+        embed_dim: int | None = None,
+        bias: bool = True,
+        dtype: torch.dtype = torch.float32,
+    ):
+        super().__init__()
+        self.n_runs = k = check_runs(seeds, init_scales)
+        if (in_features is None) == (n_tokens is None):
+            raise ValueError("give exactly one of in_features (float inputs) and n_tokens (token inputs)")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {activation!r}; choose one of {sorted(ACTIVATIONS)}")
+        self.activation = ACTIVATIONS[activation]
+        self.n_tokens, self.n_positions, self.embed_dim = n_tokens, n_positions, embed_dim
+        self.embedding: nn.Parameter | None = None
+        if in_features is not None:
+            d_in = in_features
+        elif embed_dim is not None:
+            self.embedding = nn.Parameter(torch.empty(k, n_tokens, embed_dim, dtype=dtype))
+            d_in = n_positions * embed_dim
+        else:
+            d_in = n_positions * n_tokens
+        self.in_dim = d_in
+        dims = [d_in, *hidden, out_dim]
+        self.weights = nn.ParameterList(
+            nn.Parameter(torch.empty(k, a, b, dtype=dtype)) for a, b in zip(dims, dims[1:])
+        )
+        self.biases = nn.ParameterList(
+            nn.Parameter(torch.empty(k, 1, b, dtype=dtype)) for b in dims[1:] if bias
+        )
+        with torch.no_grad():
+            for run, (seed, scale) in enumerate(zip(seeds, init_scales)):
+                draws = RunInit(seed, scale, dtype)
+                if self.embedding is not None:
+                    self.embedding[run] = draws.normal(self.embedding.shape[1:])
+                for layer, weight in enumerate(self.weights):
+                    bound = 1 / math.sqrt(weight.shape[1])
+                    weight[run] = draws.uniform(weight.shape[1:], bound)
+                    if bias:
+                        self.biases[layer][run] = draws.uniform(self.biases[layer].shape[1:], bound)
+
+    def representation_parameters(self) -> list[nn.Parameter]:
+        """The token embedding; empty for float or one-hot inputs."""
+        return [] if self.embedding is None else [self.embedding]
+
+    def decoder_parameters(self) -> list[nn.Parameter]:
+        return [*self.weights, *self.biases]
+
+    def embed(self, inputs: torch.Tensor) -> torch.Tensor:
+        """[K, N, in_dim] continuous input of the first linear layer."""
+        k = self.n_runs
+        if self.n_tokens is None:
+            return inputs.to(self.weights[0].dtype).unsqueeze(0).expand(k, *inputs.shape)
+        if self.embedding is not None:
+            vectors = self.embedding[:, inputs]  # [K, N, P, E]
+            return vectors.reshape(k, inputs.shape[0], -1)
+        one_hot = F.one_hot(inputs, self.n_tokens).to(self.weights[0].dtype)  # [N, P, n_tokens]
+        return one_hot.reshape(inputs.shape[0], -1).unsqueeze(0).expand(k, -1, -1)
+
+    def _layer(self, index: int, x: torch.Tensor) -> torch.Tensor:
+        if self.biases:
+            return torch.baddbmm(self.biases[index], x, self.weights[index])
+        return torch.bmm(x, self.weights[index])
+
+    def features(self, embedded: torch.Tensor, layer: int = -1) -> torch.Tensor:
+        """Activations [K, N, width] of hidden layer ``layer`` (0-based; -1: the last hidden)."""
+        n_hidden = len(self.weights) - 1
+        if n_hidden == 0:
+            raise ValueError("this MLP has no hidden layer")
+        if not -n_hidden <= layer < n_hidden:
+            raise ValueError(f"layer {layer} out of range for {n_hidden} hidden layers")
+        stop = layer % n_hidden
+        x = embedded
+        for index in range(stop + 1):
+            x = self.activation(self._layer(index, x))
+        return x
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        """[K, N, out_dim] for token ids [N, n_positions] or features [N, in_features]."""
+        x = self.embed(inputs)
+        last = len(self.weights) - 1
+        for index in range(last):
+            x = self.activation(self._layer(index, x))
+        return self._layer(last, x)
