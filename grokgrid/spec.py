@@ -328,11 +328,9 @@ def _task(data: Mapping[str, Any]) -> TaskSpec:
         if task.op in ("div", "mix1") and any(task.p % k == 0 for k in range(2, int(task.p**0.5) + 1)):
             raise SpecError("task.p", f"op {task.op} needs a prime p (a modular inverse), got {task.p}", "use e.g. 97 or 113")
     if name == "permutation":
-        _choice("task.op", task.op, PERMUTATION_OPS) if "op" in data else None
+        task = dataclasses.replace(task, op=_choice("task.op", data.get("op", "compose"), PERMUTATION_OPS))
         if task.n not in (3, 4, 5):
             raise SpecError("task.n", f"S_{task.n} is not offered", "use 3, 4 or 5 (S5 has 120 elements)")
-        if "op" not in data:
-            task = dataclasses.replace(task, op="compose")
     if task.sparsity > task.dim:
         raise SpecError("task.sparsity", f"{task.sparsity} exceeds dim {task.dim}", "use at most dim non-zeros")
     return task

@@ -147,3 +147,32 @@ def test_arbitrary_junk_is_either_valid_or_a_one_line_spec_error(section, key, v
 def test_negative_hyperparameters_are_refused(name, value):
     err = error_of(spec_with(grid={name: [value]}))
     assert err.where == f"grid.{name}[0]"
+
+
+@pytest.mark.parametrize(
+    "data, field, words",
+    [
+        (spec_with(task={"name": "toy_addition", "op": "mul"}), "task.op", "not a parameter of task toy_addition"),
+        (spec_with(task={"name": "modular", "op": "pow"}), "task.op", "unknown value"),
+        (spec_with(task={"name": "modular", "p": 12, "op": "div"}), "task.p", "prime"),
+        (spec_with(task={"name": "permutation", "n": 6}, model={"name": "transformer"}), "task.n", "not offered"),
+        (spec_with(task={"name": "digits"}, model={"name": "toy"}), "model.name", "does not read"),
+        (spec_with(model={"name": "transformer", "d_model": 10, "n_heads": 4}, task={"name": "modular"}), "model.n_heads", "multiple"),
+        (spec_with(model={"name": "mlp", "bias": "yes"}), "model.bias", "true or false"),
+        (spec_with(training={"optimizer": "lion"}), "training.optimizer", "unknown value"),
+        (spec_with(training={"log_schedule": {"per_decade": 0}}), "training.log_schedule.per_decade", ">= 1"),
+        (spec_with(training={"early_stop": {"patience": 0}}), "training.early_stop.patience", ">= 1"),
+    ],
+)
+def test_bad_task_and_model_sections_name_the_field(data, field, words):
+    err = error_of(data)
+    assert err.where == field and words in str(err)
+
+
+def test_task_defaults_follow_the_task():
+    modular = spec_from_dict(spec_with(task={"name": "modular"}, model={"name": "mlp"}))
+    assert (modular.task.p, modular.task.loss) == (97, "ce")
+    s5 = spec_from_dict(spec_with(task={"name": "permutation"}, model={"name": "transformer"}))
+    assert (s5.task.n, s5.task.op) == (5, "compose")
+    # Only the kind's own parameters are written back (and hashed into run ids).
+    assert set(s5.to_dict()["task"]) == {"name", "n", "op", "loss"}
