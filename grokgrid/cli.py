@@ -1,4 +1,4 @@
-"""The ``grokgrid`` command line: sweep, classify, report.
+"""The ``grokgrid`` command line: sweep, resume, status, classify, report.
 
 Parses arguments, calls the modules below, prints progress and where things are. Bad input
 (a spec, a path, an option) is one line on stderr naming what is wrong and how to fix it, exit
@@ -7,9 +7,11 @@ code 2, no traceback, and nothing written.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import NoReturn, Optional
 
@@ -21,6 +23,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from grokgrid import __version__, grid, phases, store
+from grokgrid.lock import LOCK_FILE, SweepLock, SweepLocked
+from grokgrid.lock import holder as lock_holder
 from grokgrid.spec import HYPERPARAMETERS, SpecError, SweepSpec, dump_spec, load_spec, spec_from_dict
 
 app = typer.Typer(
@@ -82,20 +86,36 @@ def _load_frozen_spec(sweep_dir: Path) -> SweepSpec:
         _fail(f"{path}: the frozen spec is unreadable ({exc}); rerun the sweep with --overwrite")
 
 
+def _is_foreign(sweep_dir: Path) -> bool:
+    """A non-empty folder that is not a grokgrid results folder (never written into)."""
+    return (
+        sweep_dir.exists()
+        and not (sweep_dir / store.SPEC_FILE).is_file()
+        and any(p.name != LOCK_FILE for p in sweep_dir.iterdir())
+    )
+
+
 def _prepare_folder(spec: SweepSpec, sweep_dir: Path, overwrite: bool) -> set[str]:
     """Check the results folder before writing anything; returns the ids of runs already done.
 
     Same spec again: runs marked done are kept and skipped. A different spec: refused unless
     --overwrite, since mixing two specs' runs in one folder would make the phase diagram lie.
+    The caller holds the folder's lock when the folder exists (--overwrite keeps the lock file).
     """
     if not sweep_dir.exists():
         return set()
     if not (sweep_dir / store.SPEC_FILE).is_file():
-        if any(sweep_dir.iterdir()):
+        if _is_foreign(sweep_dir):
             _fail(f"{sweep_dir} exists and is not a grokgrid results folder; move it away or rename the sweep")
         return set()
     if overwrite:
-        shutil.rmtree(sweep_dir)
+        for child in sweep_dir.iterdir():
+            if child.name == LOCK_FILE:
+                continue
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
         return set()
     old = _load_frozen_spec(sweep_dir)
     changed = _spec_difference(old.to_dict(), spec.to_dict())
@@ -129,7 +149,17 @@ def _previous_packs(sweep_dir: Path) -> dict[str, str]:
         runs = store.read_runs(sweep_dir)
     except Exception:  # noqa: BLE001 - no (readable) runs table: no earlier packs to remember
         return {}
-    return dict(zip(runs["run_id"], runs["pack_id"]))
+    return {r: p for r, p in zip(runs["run_id"], runs["pack_id"]) if isinstance(p, str) and p}
+
+
+def _lock(sweep_dir: Path) -> SweepLock:
+    """Take the sweep folder's lock for this driver's lifetime, or fail (exit 2) naming its holder."""
+    try:
+        return SweepLock(sweep_dir).acquire()
+    except SweepLocked as exc:
+        _fail(str(exc))
+    except OSError as exc:
+        _fail(f"{sweep_dir}: cannot create its lock file ({exc}); check the folder's permissions and free space")
 
 
 # ----------------------------------------------------------------------------- commands
@@ -151,57 +181,93 @@ def sweep(
     except SpecError as exc:
         _fail(str(exc))
     sweep_dir = (results / spec.name).resolve()
-    done = _prepare_folder(spec, sweep_dir, overwrite)
-    runs = grid.expand(spec)
-    todo = [r for r in runs if r.run_id not in done]
-    console.print(
-        f"[bold]grokgrid {__version__}[/] sweep [bold]{spec.name}[/]: {len(runs)} runs, "
-        f"{spec.training.steps} steps each" + (f"; {len(todo)} left to run" if done else "")
-    )
-    started = time.perf_counter()
-    if not todo:
-        console.print(f"nothing left to run: all {len(runs)} runs are done; results in {sweep_dir}")
-    else:
-        failed = _run(spec, sweep_dir, runs, todo, done, address, num_cpus, pack_size)
-        if failed:
-            errors.print(f"{failed} run(s) failed; their status is 'failed' in {sweep_dir / store.RUNS_FILE}", markup=False)
-        console.print(f"trained in {time.perf_counter() - started:.1f} s; results in {sweep_dir}")
-    if report:
-        _classify(sweep_dir, spec, threshold=None, gap=None, budget=None)
-        _report(sweep_dir, axes=None)
+    if _is_foreign(sweep_dir):
+        _fail(f"{sweep_dir} exists and is not a grokgrid results folder; move it away or rename the sweep")
+    # An existing folder is locked before it is read or replaced; a new one once Ray is up
+    # (so that a bad --address leaves nothing behind).
+    lock = _lock(sweep_dir) if sweep_dir.exists() else SweepLock(sweep_dir)
+    try:
+        done = _prepare_folder(spec, sweep_dir, overwrite)
+        runs = grid.expand(spec)
+        todo = [r for r in runs if r.run_id not in done]
+        console.print(
+            f"[bold]grokgrid {__version__}[/] sweep [bold]{spec.name}[/]: {len(runs)} runs, "
+            f"{spec.training.steps} steps each" + (f"; {len(todo)} left to run" if done else "")
+        )
+        started = time.perf_counter()
+        if not todo:
+            console.print(f"nothing left to run: all {len(runs)} runs are done; results in {sweep_dir}")
+        else:
+            tune_sweep = _connect(address, num_cpus)
+            if not lock.held:
+                lock = _lock(sweep_dir)
+            packs, size = _make_packs(tune_sweep, spec, todo, pack_size)
+            pack_of = {**_previous_packs(sweep_dir), **{r.run_id: p.pack_id for p in packs for r in p.runs}}
+            table = _write_tables(spec, sweep_dir, runs, pack_of, done)
+            console.print(f"{len(todo)} runs in {len(packs)} packs of up to {size} (one Ray Tune trial each)")
+            _train(tune_sweep, spec, sweep_dir, packs, table, restore=False, started=started)
+        if report:
+            _classify(sweep_dir, spec)
+            _report(sweep_dir, axes=None)
+    finally:
+        lock.release()
 
 
-def _run(spec: SweepSpec, sweep_dir: Path, runs, todo, done, address, num_cpus, pack_size) -> int:
-    """Connect to Ray, pack the runs left to do, write the folder's tables, train; returns the
-    number of failed runs."""
-    from grokgrid import sweep as tune_sweep  # Ray is imported only when a sweep really runs
-    from grokgrid import train
+def _connect(address: str | None, num_cpus: int | None):
+    """Start (or join) Ray; returns the sweep module (Ray is imported only when a sweep runs)."""
+    from grokgrid import sweep as tune_sweep
 
     console.print("starting a local Ray..." if not address else f"joining Ray at {address}...")
     try:
         tune_sweep.connect(address=address, num_cpus=num_cpus)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         _fail(f"--address {address}: cannot reach a Ray cluster ({exc}); check the address or drop --address")
+    return tune_sweep
+
+
+def _make_packs(tune_sweep, spec: SweepSpec, todo: list[grid.RunConfig], pack_size: int | None) -> tuple[list[grid.Pack], int]:
+    from grokgrid import train
+
     size = pack_size or spec.resources.pack_size
     if size == "auto":
         slots = tune_sweep.parallel_slots(spec.resources)
         size = grid.auto_pack_size(len(todo), slots, spec.resources.gpus_per_trial > 0, train.parameters_per_run(spec))
-    packs = grid.pack(todo, size)
-    pack_of = {**_previous_packs(sweep_dir), **{r.run_id: p.pack_id for p in packs for r in p.runs}}
+    return grid.pack(todo, size), size
+
+
+def _write_tables(spec: SweepSpec, sweep_dir: Path, runs, pack_of: dict[str, str], done: set[str]) -> pd.DataFrame:
     table = _runs_table(runs, pack_of, done)
     sweep_dir.mkdir(parents=True, exist_ok=True)
     store.atomic_write_text(sweep_dir / store.SPEC_FILE, dump_spec(spec))
     store.write_runs(sweep_dir, table)
-    console.print(f"{len(todo)} runs in {len(packs)} packs of up to {size} (one Ray Tune trial each)")
-    return _launch_with_progress(tune_sweep, spec, sweep_dir, packs, table)
+    return table
 
 
-def _launch_with_progress(tune_sweep, spec: SweepSpec, sweep_dir: Path, packs: list[grid.Pack], table: pd.DataFrame) -> int:
-    """Train the packs with a progress bar (in run-steps); keep runs.parquet's status current."""
+def _train(tune_sweep, spec: SweepSpec, sweep_dir: Path, packs, table: pd.DataFrame, *, restore: bool, started: float) -> None:
+    failed = _launch_with_progress(tune_sweep, spec, sweep_dir, packs, table, restore=restore)
+    if failed:
+        errors.print(f"{failed} run(s) failed; their status is 'failed' in {sweep_dir / store.RUNS_FILE}", markup=False)
+    elif (table["status"] == "done").all():
+        # Every run is finished: the pack checkpoints (ours and Tune's copies) can only ever be
+        # resumed into nothing; Tune's experiment state itself stays.
+        shutil.rmtree(sweep_dir / store.CHECKPOINTS_DIR, ignore_errors=True)
+        for folder in (sweep_dir / store.TUNE_DIR).glob("pack_*/checkpoint_*"):
+            shutil.rmtree(folder, ignore_errors=True)
+    console.print(f"trained in {time.perf_counter() - started:.1f} s; results in {sweep_dir}")
+
+
+def _launch_with_progress(
+    tune_sweep, spec: SweepSpec, sweep_dir: Path, packs: list[grid.Pack], table: pd.DataFrame, *, restore: bool = False
+) -> int:
+    """Train the packs with a progress bar (in run-steps); keep runs.parquet's status current.
+
+    restore: continue Tune's saved experiment (``sweep.resume``) when it holds these packs, else
+    launch them afresh (each pack still continues from its results-folder checkpoint)."""
     size_of = {p.pack_id: len(p.runs) for p in packs}
     reached = {p.pack_id: 0 for p in packs}
     n_runs = sum(size_of.values())
-    failed = finished = 0
+    failed_packs: set[str] = set()
+    finished_packs: set[str] = set()
     columns = (
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -214,37 +280,166 @@ def _launch_with_progress(tune_sweep, spec: SweepSpec, sweep_dir: Path, packs: l
         bar = progress.add_task(f"training 0/{n_runs} runs done", total=n_runs * spec.training.steps)
 
         def advance(pack_id: str, step: int) -> None:
+            if pack_id not in reached:  # a trial of Tune's state that finished before the restore
+                return
             reached[pack_id] = max(reached[pack_id], step)
             progress.update(bar, completed=sum(size_of[p] * s for p, s in reached.items()))
 
-        def on_pack_done(outcome) -> None:
-            nonlocal finished, failed
+        def record(outcome) -> None:
             table.loc[table["run_id"].isin(outcome.run_ids), "status"] = "done" if outcome.ok else "failed"
+            if outcome.pack_id in size_of:
+                finished_packs.add(outcome.pack_id)
+                (failed_packs.add if not outcome.ok else failed_packs.discard)(outcome.pack_id)
+
+        def on_pack_done(outcome) -> None:
+            record(outcome)
             store.write_runs(sweep_dir, table)
-            finished += len(outcome.run_ids)
             if not outcome.ok:
-                failed += len(outcome.run_ids)
                 progress.console.print(f"[red]pack {outcome.pack_id} failed:[/] {outcome.error}", markup=True)
+            elif outcome.restored_from_step is not None:
+                progress.console.print(f"pack {outcome.pack_id} resumed from step {outcome.restored_from_step} and finished", markup=False)
             advance(outcome.pack_id, spec.training.steps)
-            progress.update(bar, description=f"training {finished}/{n_runs} runs done")
+            done = sum(size_of[p] for p in finished_packs)
+            progress.update(bar, description=f"training {done}/{n_runs} runs done")
 
-        tune_sweep.launch(spec, sweep_dir, packs, on_progress=advance, on_pack_done=on_pack_done)
-    return failed
+        outcomes = None
+        if restore:
+            try:
+                outcomes = tune_sweep.resume(spec, sweep_dir, packs, on_progress=advance, on_pack_done=on_pack_done)
+            except tune_sweep.TuneStateUnusable as exc:
+                progress.console.print(f"not restoring Tune's state ({exc}); relaunching the packs from their checkpoints", markup=False)
+        if outcomes is None:
+            outcomes = tune_sweep.launch(spec, sweep_dir, packs, on_progress=advance, on_pack_done=on_pack_done)
+    # Trials that finished before a restore (their end never reached this driver) and any
+    # event missed above: the outcomes are the final word on every pack.
+    for outcome in outcomes:
+        record(outcome)
+    store.write_runs(sweep_dir, table)
+    return sum(size_of[p] for p in failed_packs)
 
 
-def _criteria(spec: SweepSpec, threshold: float | None, gap: int | None, budget: int | None) -> phases.PhaseCriteria:
+@app.command()
+def resume(
+    sweep_dir: Path = typer.Argument(..., help="A sweep's results folder, e.g. results/quickstart.", show_default=False),
+    report: bool = typer.Option(True, "--report/--no-report", help="Classify the runs and write report.html at the end."),
+    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster to join (auto, host:6379, ray://...); default: start a local Ray."),
+    num_cpus: Optional[int] = typer.Option(None, "--num-cpus", min=1, help="CPUs of the local Ray (default: all)."),
+) -> None:
+    """Finish an interrupted sweep: every run not done continues from its pack's last checkpoint."""
+    sweep_dir = _sweep_dir_argument(sweep_dir)
+    spec = _load_frozen_spec(sweep_dir)
+    lock = _lock(sweep_dir)
     try:
-        return phases.PhaseCriteria(
-            threshold=spec.phases.threshold if threshold is None else threshold,
-            gap=spec.phases.gap if gap is None else gap,
-            budget=spec.phases.budget if budget is None else budget,
+        runs = grid.expand(spec)
+        previous = _previous_packs(sweep_dir)
+        done = _prepare_folder(spec, sweep_dir, overwrite=False)
+        todo = [r for r in runs if r.run_id not in done]
+        console.print(
+            f"[bold]grokgrid {__version__}[/] resume [bold]{spec.name}[/]: {len(runs)} runs, "
+            f"{len(done)} done, {len(todo)} to finish"
         )
+        started = time.perf_counter()
+        if not todo:
+            console.print(f"nothing left to run: all {len(runs)} runs are done; results in {sweep_dir}")
+        else:
+            tune_sweep = _connect(address, num_cpus)
+            packs, fresh = _regroup(todo, previous)
+            if fresh:
+                extra, _ = _make_packs(tune_sweep, spec, fresh, None)
+                packs += extra
+            pack_of = {**previous, **{r.run_id: p.pack_id for p in packs for r in p.runs}}
+            table = _write_tables(spec, sweep_dir, runs, pack_of, done)
+            console.print(f"{len(todo)} runs in {len(packs)} packs; each continues from its last checkpoint")
+            _train(tune_sweep, spec, sweep_dir, packs, table, restore=True, started=started)
+        if report:
+            _classify(sweep_dir, spec)
+            _report(sweep_dir, axes=None)
+    finally:
+        lock.release()
+
+
+def _regroup(todo: list[grid.RunConfig], pack_of: dict[str, str]) -> tuple[list[grid.Pack], list[grid.RunConfig]]:
+    """The packs the runs were trained in (from runs.parquet), so that their checkpoints match;
+    returns those packs and the runs that had none (packed afresh by the caller). A pack whose
+    members no longer hash to its id (a damaged table) is rebuilt under its members' own id."""
+    members: dict[str, list[grid.RunConfig]] = {}
+    fresh = []
+    for run in todo:  # expansion order, which is the order grid.pack put them in
+        pack_id = pack_of.get(run.run_id)
+        if pack_id:
+            members.setdefault(pack_id, []).append(run)
+        else:
+            fresh.append(run)
+    packs = []
+    for pack_id, runs in members.items():
+        rebuilt = grid.pack(runs, len(runs))[0]
+        packs.append(rebuilt if rebuilt.pack_id != pack_id else grid.Pack(pack_id=pack_id, runs=tuple(runs)))
+    return packs, fresh
+
+
+@app.command()
+def status(
+    sweep_dir: Path = typer.Argument(..., help="A sweep's results folder, e.g. results/quickstart.", show_default=False),
+) -> None:
+    """How far a sweep is: runs done / running / pending / failed, and the phases so far."""
+    sweep_dir = _sweep_dir_argument(sweep_dir)
+    spec = _load_frozen_spec(sweep_dir)
+    run_ids = [r.run_id for r in grid.expand(spec)]
+    statuses = dict.fromkeys(run_ids, "pending")
+    try:
+        table = store.read_runs(sweep_dir)
+        statuses.update({r: s for r, s in zip(table["run_id"], table["status"]) if r in statuses})
+    except FileNotFoundError:
+        pass  # the sweep never got to training
+    except Exception as exc:  # noqa: BLE001 - a torn runs table: report it, count every run pending
+        errors.print(f"warning: skipping unreadable {sweep_dir / store.RUNS_FILE}: {' '.join(str(exc).split())}", markup=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        metrics = store.read_metrics(sweep_dir)
+    for warning in caught:
+        errors.print(f"warning: {' '.join(str(warning.message).split())}", markup=False)
+    metrics = metrics[metrics["run_id"].isin(statuses)]
+    last_step = metrics.groupby("run_id")["step"].max().to_dict()
+    for run_id, state in statuses.items():
+        if state == "pending" and run_id in last_step:
+            statuses[run_id] = "running"  # it has rows, and its pack has not finished
+    counts = {s: sum(1 for v in statuses.values() if v == s) for s in ("done", "running", "pending", "failed")}
+    steps = spec.training.steps
+    reached = sum(steps if statuses[r] == "done" else min(last_step.get(r, 0), steps) for r in statuses)
+    console.print(
+        f"sweep [bold]{spec.name}[/]: {len(statuses)} runs: {counts['done']} done, {counts['running']} running, "
+        f"{counts['pending']} pending, {counts['failed']} failed; "
+        f"{reached}/{len(statuses) * steps} run-steps on disk ({100 * reached / max(1, len(statuses) * steps):.0f}%)"
+    )
+    holder = lock_holder(sweep_dir)
+    if holder is not None:
+        console.print(f"driver: {holder.describe()} ({holder.command})", markup=False)
+    elif counts["running"] or counts["pending"] or counts["failed"]:
+        console.print(f"no driver is running: `grokgrid resume {sweep_dir}` finishes the sweep", markup=False)
+    criteria = _criteria(spec, None, None, None)
+    labels = phases.classify(metrics, criteria)
+    finished = labels["run_id"].map(lambda r: statuses.get(r) == "done")
+    table = Table(title="phases so far", caption="classified now from the metrics on disk; unfinished runs' labels are provisional")
+    table.add_column("phase")
+    table.add_column("done runs", justify="right")
+    table.add_column("unfinished runs", justify="right")
+    done_counts = phases.phase_counts(labels[finished])
+    open_counts = phases.phase_counts(labels[~finished])
+    for phase in done_counts:
+        table.add_row(phase, str(done_counts[phase]), str(open_counts.get(phase, 0)))
+    console.print(table)
+
+
+def _criteria(spec: SweepSpec, overrides: dict) -> phases.PhaseCriteria:
+    """The spec's phase criteria with the command line's overrides (None: keep the spec's)."""
+    try:
+        return phases.PhaseCriteria(**dataclasses.asdict(spec.phases)).with_overrides(**overrides)
     except ValueError as exc:
         _fail(f"{exc}; pass a valid value on the command line or fix 'phases' in the spec")
 
 
-def _classify(sweep_dir: Path, spec: SweepSpec, threshold, gap, budget) -> pd.DataFrame:
-    criteria = _criteria(spec, threshold, gap, budget)
+def _classify(sweep_dir: Path, spec: SweepSpec, overrides: dict | None = None) -> pd.DataFrame:
+    criteria = _criteria(spec, overrides or {})
     labels = phases.classify(store.read_metrics(sweep_dir), criteria)
     store.write_labels(sweep_dir, labels)
     counts = phases.phase_counts(labels)
@@ -261,13 +456,13 @@ def _classify(sweep_dir: Path, spec: SweepSpec, threshold, gap, budget) -> pd.Da
     return labels
 
 
-def _report(sweep_dir: Path, axes: tuple[str, str] | None) -> Path:
+def _report(sweep_dir: Path, axes: tuple[str, str] | None, facet: str | None = None) -> Path:
     from grokgrid import report as report_module
 
     try:
-        path = report_module.write_report(sweep_dir, axes=axes)
+        path = report_module.write_report(sweep_dir, axes=axes, facet=facet)
     except ValueError as exc:
-        _fail(f"--axes: {exc}")
+        _fail(f"{'--facet' if str(exc).startswith('facet') else '--axes'}: {exc}")
     console.print(f"report: {path}")
     return path
 
@@ -284,17 +479,25 @@ def classify(
     threshold: Optional[float] = typer.Option(None, help="Accuracy threshold (default: the spec's phases.threshold)."),
     gap: Optional[int] = typer.Option(None, help="Grokking gap G in steps (default: the spec's phases.gap)."),
     budget: Optional[int] = typer.Option(None, help="Only steps <= budget count (default: the spec's phases.budget)."),
+    semi_min: Optional[float] = typer.Option(None, help="Semi-grokking: lowest val-accuracy plateau (default: phases.semi_min)."),
+    semi_max: Optional[float] = typer.Option(None, help="Semi-grokking: plateau below this (default: phases.semi_max)."),
+    drop_min: Optional[float] = typer.Option(None, help="Un-/misgrokking: least val-accuracy drop (default: phases.drop_min)."),
+    plateau_window: Optional[float] = typer.Option(None, help="Share of the last steps that makes the plateau (default: phases.plateau_window)."),
 ) -> None:
-    """Label every run comprehension / grokking / memorization / confusion (Liu et al.)."""
+    """Label every run comprehension / grokking / memorization / confusion (Liu et al.), with
+    semi-grokking, ungrokking and misgrokking as details beside them."""
     sweep_dir = _sweep_dir_argument(sweep_dir)
     spec = _load_frozen_spec(sweep_dir)
-    _classify(sweep_dir, spec, threshold, gap, budget)
+    overrides = dict(threshold=threshold, gap=gap, budget=budget, semi_min=semi_min, semi_max=semi_max,
+                     drop_min=drop_min, plateau_window=plateau_window)
+    _classify(sweep_dir, spec, overrides)
 
 
 @app.command()
 def report(
     sweep_dir: Path = typer.Argument(..., help="A sweep's results folder, e.g. results/quickstart.", show_default=False),
     axes: Optional[str] = typer.Option(None, help="Two swept hyperparameters for the phase diagram, e.g. repr_lr,decoder_lr."),
+    facet: Optional[str] = typer.Option(None, help="A third hyperparameter: one row of phase-diagram panels per value, e.g. decoder_wd."),
 ) -> None:
     """Write report.html: the phase diagram and the runs' learning curves (opens offline)."""
     sweep_dir = _sweep_dir_argument(sweep_dir)
@@ -307,7 +510,7 @@ def report(
         if len(parts) != 2 or not all(parts):
             _fail(f"--axes {axes!r}: give two hyperparameters separated by a comma, e.g. repr_lr,decoder_lr")
         pair = (parts[0], parts[1])
-    _report(sweep_dir, pair)
+    _report(sweep_dir, pair, facet)
 
 
 def run() -> None:  # pragma: no cover - the console script's entry point

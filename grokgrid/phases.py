@@ -19,6 +19,26 @@ The phases follow Liu et al. 2022 ("Towards Understanding Grokking", Table 1) wi
   budget. Accuracies logged at or after that step come from broken weights, so ``t_train`` and
   ``t_val`` only look at the steps before it.
 
+Reported beside the phase (column ``detail``, "" when none applies), from the later papers:
+
+* semi-grokking (Varma et al. 2023): a memorization run whose val accuracy rose late to a middling
+  plateau. ``t_semi`` = first step val acc ``>= semi_min``; the run is semi-grokking when
+  ``t_semi - t_train >= G`` (the same gap as grokking) and its plateau val accuracy lies in
+  ``[semi_min, semi_max)`` (defaults 0.4 and 0.9);
+* ungrokking (Varma et al.) and misgrokking (Lyu et al. 2023): val accuracy reached ``T``, then
+  fell below it at ``t_drop`` and stayed below to the last logged step, by at least ``drop_min``
+  (peak val acc minus plateau val acc, default 0.1), while train accuracy stayed ``>= T`` from
+  ``t_drop`` on. The two differ in how the run generalised first: after a delay (phase grokking,
+  as in Varma's ungrokking, which loses a grokked solution) -> ungrokking; promptly (phase
+  comprehension, as in Lyu's misgrokking, where the early solution generalises and the late one
+  does not) -> misgrokking.
+
+The plateau val accuracy (``plateau_val_acc``) is the mean val accuracy (NaNs skipped) over the
+last ``plateau_window`` fraction (default 0.1) of the run's logged step range, i.e. over steps
+``>= last_step - plateau_window * (last_step - first_step)``: robust to a noisy last eval.
+``t_drop`` is the first logged step after the last one at which val acc was ``>= T`` (None when
+val never reached ``T`` or still was ``>= T`` at the last step), reported whatever the detail.
+
 A NaN accuracy (e.g. an eval that was not run) simply does not reach the threshold at that step
 (``NaN >= T`` is False); it is not a divergence by itself. ``max_val_acc`` ignores NaNs.
 
@@ -29,14 +49,20 @@ they always agree.
 
 from __future__ import annotations
 
+import math
 import numbers
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
 
 PHASES = ("comprehension", "grokking", "memorization", "confusion", "diverged")
+# The `detail` column: labels reported beside the phase ("" when none applies). Each refines one
+# or two phases: semi-grokking is a kind of memorization, ungrokking of grokking, misgrokking of
+# comprehension.
+DETAILS = ("semi-grokking", "ungrokking", "misgrokking")
+DETAIL_PHASE = {"semi-grokking": "memorization", "ungrokking": "grokking", "misgrokking": "comprehension"}
 
 # Okabe-Ito palette (distinguishable under the common colour-vision deficiencies). The report
 # colours phase-diagram cells with these, so they are fixed here rather than picked per plot.
@@ -53,18 +79,22 @@ PHASE_COLORS: dict[str, str] = {
 LABEL_COLUMNS = (
     "run_id",
     "phase",
+    "detail",
     "reason",
     "t_train",
     "t_val",
     "gap",
+    "t_semi",
+    "t_drop",
     "final_train_acc",
     "final_val_acc",
     "max_val_acc",
+    "plateau_val_acc",
     "last_step",
     "val_before_train",
 )
-_INT_COLUMNS = ("t_train", "t_val", "gap", "last_step")
-_FLOAT_COLUMNS = ("final_train_acc", "final_val_acc", "max_val_acc")
+_INT_COLUMNS = ("t_train", "t_val", "gap", "t_semi", "t_drop", "last_step")
+_FLOAT_COLUMNS = ("final_train_acc", "final_val_acc", "max_val_acc", "plateau_val_acc")
 
 # "Never happened" / "no rows" markers for the per-run min / max step reductions (they need numbers).
 _NEVER = np.iinfo(np.int64).max
@@ -73,11 +103,26 @@ _MIN = np.iinfo(np.int64).min
 
 @dataclass(frozen=True)
 class PhaseCriteria:
-    """Thresholds that define the phases (Liu et al.: threshold 0.9, gap 1e3, budget 1e5)."""
+    """Thresholds that define the phases (Liu et al.: threshold 0.9, gap 1e3, budget 1e5) and the
+    labels reported beside them.
+
+    threshold       accuracy that counts as fitted / generalised, in (0, 1]
+    gap             G: t_val - t_train >= G is grokking (and t_semi - t_train >= G semi-grokking)
+    budget          only logged steps <= budget count (None: all)
+    semi_min        lowest plateau val acc of semi-grokking (inclusive), in (0, semi_max)
+    semi_max        plateau val acc of semi-grokking is below this (exclusive), in (semi_min, 1]
+    drop_min        un/misgrokking: peak val acc - plateau val acc must be >= this, in [0, 1]
+    plateau_window  fraction of a run's logged step range, at its end, averaged into the plateau
+                    val acc, in (0, 1]
+    """
 
     threshold: float = 0.9
     gap: int = 1000
     budget: int | None = None
+    semi_min: float = 0.4
+    semi_max: float = 0.9
+    drop_min: float = 0.1
+    plateau_window: float = 0.1
 
     def __post_init__(self) -> None:
         if not (_is_real(self.threshold) and 0.0 < self.threshold <= 1.0):  # False for NaN too
@@ -86,6 +131,26 @@ class PhaseCriteria:
             raise ValueError(f"gap must be an integer >= 0, got {self.gap!r}")
         if self.budget is not None and not (_is_int(self.budget) and self.budget > 0):
             raise ValueError(f"budget must be None or an integer > 0, got {self.budget!r}")
+        if not (_is_real(self.semi_min) and 0.0 < self.semi_min < 1.0):
+            raise ValueError(f"semi_min must be a number in (0, 1), got {self.semi_min!r}")
+        if not (_is_real(self.semi_max) and 0.0 < self.semi_max <= 1.0):
+            raise ValueError(f"semi_max must be a number in (0, 1], got {self.semi_max!r}")
+        if not self.semi_min < self.semi_max:
+            raise ValueError(f"semi_min must be below semi_max, got semi_min={self.semi_min!r}, semi_max={self.semi_max!r}")
+        if not (_is_real(self.drop_min) and 0.0 <= self.drop_min <= 1.0):
+            raise ValueError(f"drop_min must be a number in [0, 1], got {self.drop_min!r}")
+        if not (_is_real(self.plateau_window) and 0.0 < self.plateau_window <= 1.0):
+            raise ValueError(f"plateau_window must be a number in (0, 1], got {self.plateau_window!r}")
+
+    def with_overrides(self, **overrides: object) -> "PhaseCriteria":
+        """A copy with the given fields replaced; None means "keep" (a CLI option not given).
+
+        Unknown names are a ValueError naming them; values are validated as in the constructor.
+        """
+        unknown = sorted(set(overrides) - set(self.__dataclass_fields__))
+        if unknown:
+            raise ValueError(f"unknown criteria {unknown}; valid: {', '.join(self.__dataclass_fields__)}")
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
 
 def _is_real(x: object) -> bool:
@@ -102,23 +167,32 @@ class Label:
     """One run's phase and timings: the columns of store.LABELS_SCHEMA except run_id.
 
     phase             one of PHASES
-    reason            a short sentence with the numbers behind the phase
+    detail            one of DETAILS, or "" (none applies)
+    reason            a short sentence with the numbers behind the phase (and the detail)
     t_train, t_val    first logged step with train / val accuracy >= threshold (None: never)
     gap               t_val - t_train when both were reached (negative if val came first), else None
+    t_semi            first logged step with val accuracy >= semi_min (None: never)
+    t_drop            first logged step after the last one with val accuracy >= threshold, when val
+                      reached it and was below it at the end (None otherwise)
     final_*_acc       accuracy at the last logged step within the budget (NaN if none or not logged)
     max_val_acc       highest val accuracy within the budget, NaNs skipped (NaN if none)
+    plateau_val_acc   mean val accuracy over the last plateau_window of the step range (NaN if none)
     last_step         last logged step within the budget (None: no steps)
     val_before_train  val reached the threshold and train had not (yet, or ever) at that step
     """
 
     phase: str
+    detail: str
     reason: str
     t_train: int | None
     t_val: int | None
     gap: int | None
+    t_semi: int | None
+    t_drop: int | None
     final_train_acc: float
     final_val_acc: float
     max_val_acc: float
+    plateau_val_acc: float
     last_step: int | None
     val_before_train: bool
 
@@ -209,14 +283,68 @@ def _label_table(
     def at_last(values: np.ndarray) -> np.ndarray:
         return np.where(has_rows, values[safe_last], np.nan) if values.size else np.full(n_groups, np.nan)
 
+    # Plateau: mean val acc (NaNs skipped) over the last plateau_window of the step range.
+    first_step = _group_min(steps, codes, n_groups, _NEVER)
+    span = np.where(has_rows, last_step.astype(np.float64) - first_step.astype(np.float64), 0.0)
+    window_start = np.where(has_rows, last_step - criteria.plateau_window * span, 0.0)
+    in_window = (steps >= window_start[codes]) & np.isfinite(val_acc)
+    n_window = np.bincount(codes[in_window], minlength=n_groups)
+    sum_window = np.bincount(codes[in_window], weights=val_acc[in_window], minlength=n_groups)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        plateau = np.where(n_window > 0, sum_window / np.maximum(n_window, 1), np.nan)
+    # The mean of equal values must equal them (0.4 six times is not 0.39999999999999997), or the
+    # plateau bounds would not be the documented inclusive / exclusive ones.
+    plateau = np.round(plateau, 12)
+
+    # Semi-grokking: the first step val acc reached semi_min, late enough after train fitted.
+    t_semi = _group_min(np.where((val_acc >= criteria.semi_min) & trusted, steps, _NEVER), codes, n_groups, _NEVER)
+    semi_ok = t_semi != _NEVER
+    semi_candidate = (phase == "memorization") & semi_ok  # memorization implies train_ok
+    semi_delay = np.zeros(n_groups, dtype=np.int64)
+    semi_delay[semi_candidate] = t_semi[semi_candidate] - t_train[semi_candidate]
+    semi = (
+        semi_candidate
+        & (semi_delay >= criteria.gap)
+        & (plateau >= criteria.semi_min)
+        & (plateau < criteria.semi_max)
+    )
+
+    # The drop: the first step after the last one at or over the threshold (every later step,
+    # NaNs included, is below it), when there is one.
+    last_hit = _group_max(np.where((val_acc >= thr) & trusted, steps, _MIN), codes, n_groups, _MIN)
+    after_hit = trusted & val_ok[codes] & (steps > last_hit[codes])
+    t_drop = _group_min(np.where(after_hit, steps, _NEVER), codes, n_groups, _NEVER)
+    drop_ok = t_drop != _NEVER
+    # Lowest train acc from the drop on (NaNs skipped; NaN when none was logged).
+    train_after = np.full(n_groups, np.nan)
+    from_drop = trusted & drop_ok[codes] & (steps >= t_drop[codes])
+    np.fmin.at(train_after, codes[from_drop], train_acc[from_drop])
+    fall = np.round(max_val - plateau, 12)
+    with np.errstate(invalid="ignore"):
+        train_stayed = train_after >= thr
+        fell_enough = fall >= criteria.drop_min
+    dropped = drop_ok & (phase != "diverged") & train_stayed & fell_enough
+
+    detail = np.select(
+        [dropped & (phase == "grokking"), dropped & (phase == "comprehension"), semi],
+        ["ungrokking", "misgrokking", "semi-grokking"],
+        "",
+    ).astype(object)
+
     return {
         "phase": phase,
+        "detail": detail,
         "t_train": t_train,
         "t_train_ok": train_ok,
         "t_val": t_val,
         "t_val_ok": val_ok,
         "gap": gap,
         "gap_ok": both,
+        "t_semi": t_semi,
+        "t_semi_ok": semi_ok,
+        "t_drop": t_drop,
+        "t_drop_ok": drop_ok,
+        "plateau_val_acc": plateau,
         "final_train_acc": at_last(train_acc),
         "final_val_acc": at_last(val_acc),
         "max_val_acc": max_val,
@@ -224,6 +352,9 @@ def _label_table(
         "last_step_ok": has_rows,
         "val_before_train": val_ok & (~train_ok | (t_val < t_train)),
         # For the reasons only:
+        "semi_delay": semi_delay,
+        "train_after": train_after,
+        "fall": fall,
         "had_rows": had_rows,
         "div_step": div_step,
         "div_row": div_row,
@@ -248,7 +379,42 @@ def _divergence_text(cols: Mapping[str, np.ndarray], g: int) -> str:
 
 
 def _reason(cols: Mapping[str, np.ndarray], g: int, criteria: PhaseCriteria) -> str:
-    """A short sentence, with the numbers, saying why run ``g`` got its phase."""
+    """A short sentence, with the numbers, saying why run ``g`` got its phase (and detail)."""
+    text = _phase_reason(cols, g, criteria)
+    extra = _detail_reason(cols, g, criteria)
+    return f"{text}; {extra}" if extra else text
+
+
+def _detail_reason(cols: Mapping[str, np.ndarray], g: int, criteria: PhaseCriteria) -> str:
+    detail, phase = cols["detail"][g], cols["phase"][g]
+    thr = f"{criteria.threshold:g}"
+    plateau = f"{cols['plateau_val_acc'][g]:.3g}"
+    if detail == "semi-grokking":
+        return (
+            f"semi-grokking: val acc reached {criteria.semi_min:g} at step {int(cols['t_semi'][g])}, "
+            f"{int(cols['semi_delay'][g])} steps after train (>= {criteria.gap}), "
+            f"and plateaued at {plateau} (in [{criteria.semi_min:g}, {criteria.semi_max:g}))"
+        )
+    if not cols["t_drop_ok"][g] or phase not in ("grokking", "comprehension"):
+        return ""
+    fell = (
+        f"val acc fell below {thr} at step {int(cols['t_drop'][g])} and stayed below "
+        f"(peak {cols['max_val_acc'][g]:.3g}, plateau {plateau})"
+    )
+    if detail == "ungrokking":
+        return f"ungrokking: after grokking, {fell} while train acc stayed >= {thr}"
+    if detail == "misgrokking":
+        return f"misgrokking: after generalising promptly, {fell} while train acc stayed >= {thr}"
+    # A drop that is not un/misgrokking: say why not, so that a reader can tune the criteria.
+    why = []
+    if not cols["train_after"][g] >= criteria.threshold:
+        why.append(f"train acc fell to {cols['train_after'][g]:.3g}")
+    if not cols["fall"][g] >= criteria.drop_min:
+        why.append(f"fall {cols['fall'][g]:.3g} < drop_min {criteria.drop_min:g}")
+    return f"{fell}; not un/misgrokking: {', '.join(why)}"
+
+
+def _phase_reason(cols: Mapping[str, np.ndarray], g: int, criteria: PhaseCriteria) -> str:
     if not cols["last_step_ok"][g]:
         if cols["had_rows"][g] and criteria.budget is not None:
             return f"no logged steps within budget {criteria.budget}"
@@ -311,13 +477,17 @@ def classify_curve(
 
     return Label(
         phase=str(cols["phase"][0]),
+        detail=str(cols["detail"][0]),
         reason=_reason(cols, 0, criteria),
         t_train=opt_int("t_train"),
         t_val=opt_int("t_val"),
         gap=opt_int("gap"),
+        t_semi=opt_int("t_semi"),
+        t_drop=opt_int("t_drop"),
         final_train_acc=float(cols["final_train_acc"][0]),
         final_val_acc=float(cols["final_val_acc"][0]),
         max_val_acc=float(cols["max_val_acc"][0]),
+        plateau_val_acc=float(cols["plateau_val_acc"][0]),
         last_step=opt_int("last_step"),
         val_before_train=bool(cols["val_before_train"][0]),
     )
@@ -331,7 +501,7 @@ def classify(metrics: pd.DataFrame, criteria: PhaseCriteria = PhaseCriteria()) -
     columns run_id, step, train_acc, val_acc and optionally train_loss, val_loss).
 
     Returns one row per run_id, sorted by run_id, with exactly store.LABELS_SCHEMA's columns;
-    t_train, t_val, gap and last_step are nullable "Int64".
+    t_train, t_val, gap, t_semi, t_drop and last_step are nullable "Int64".
     """
     missing = [c for c in _REQUIRED if c not in metrics.columns]
     if missing:
@@ -349,6 +519,7 @@ def classify(metrics: pd.DataFrame, criteria: PhaseCriteria = PhaseCriteria()) -
 
     frame: dict[str, object] = {"run_id": run_ids}
     frame["phase"] = cols["phase"]
+    frame["detail"] = cols["detail"]
     frame["reason"] = _reasons(cols, criteria)
     for name in _INT_COLUMNS:
         frame[name] = pd.arrays.IntegerArray(cols[name], ~cols[f"{name}_ok"])
@@ -371,5 +542,22 @@ def phase_counts(labels: pd.DataFrame | pd.Series | Iterable[Label | str]) -> di
     for name in names:
         if name not in counts:
             raise ValueError(f"unknown phase {name!r}; expected one of {PHASES}")
+        counts[name] += 1
+    return counts
+
+
+def detail_counts(labels: pd.DataFrame | pd.Series | Iterable[Label | str]) -> dict[str, int]:
+    """How many runs carry each detail label, in DETAILS order (zeros included; "" and missing
+    values, e.g. from a labels file written before the column existed, are not counted)."""
+    if isinstance(labels, pd.DataFrame):
+        names = labels["detail"].tolist() if "detail" in labels.columns else []
+    else:
+        names = [x.detail if isinstance(x, Label) else x for x in labels]
+    counts = dict.fromkeys(DETAILS, 0)
+    for name in names:
+        if name is None or name is pd.NA or name == "" or (isinstance(name, float) and math.isnan(name)):
+            continue
+        if name not in counts:
+            raise ValueError(f"unknown detail {name!r}; expected one of {DETAILS} or ''")
         counts[name] += 1
     return counts

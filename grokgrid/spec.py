@@ -159,11 +159,17 @@ class GridSpec:
 
 @dataclass(frozen=True)
 class PhasesSpec:
-    """Liu et al.'s phase criteria: accuracy threshold, step budget (None: all steps), gap G."""
+    """Liu et al.'s phase criteria: accuracy threshold, step budget (None: all steps), gap G;
+    and the details beside them (phases.PhaseCriteria documents each): semi-grokking plateau
+    bounds, the least val-accuracy drop for un-/misgrokking, the plateau window (share of steps)."""
 
     threshold: float = 0.9
     gap: int = 1000
     budget: int | None = None
+    semi_min: float = 0.4
+    semi_max: float = 0.9
+    drop_min: float = 0.1
+    plateau_window: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -500,7 +506,15 @@ def _phases(data: Mapping[str, Any]) -> PhasesSpec:
     if budget is not None:
         budget = _integer("phases.budget", budget)
         _at_least("phases.budget", budget, 1)
-    return PhasesSpec(threshold=threshold, gap=gap, budget=budget)
+    fractions = {}
+    for key, low_open in (("semi_min", True), ("semi_max", True), ("drop_min", False), ("plateau_window", True)):
+        value = _number(f"phases.{key}", data.get(key, getattr(d, key)))
+        if not ((0 < value) if low_open else (0 <= value)) or value > 1:
+            raise SpecError(f"phases.{key}", f"must be in {'(0' if low_open else '[0'}, 1], got {value:g}", "use a fraction such as 0.5")
+        fractions[key] = value
+    if fractions["semi_min"] >= fractions["semi_max"]:
+        raise SpecError("phases.semi_min", f"must be below semi_max {fractions['semi_max']:g}", "lower semi_min or raise semi_max")
+    return PhasesSpec(threshold=threshold, gap=gap, budget=budget, **fractions)
 
 
 def _resources(data: Mapping[str, Any]) -> ResourcesSpec:

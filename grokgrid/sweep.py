@@ -5,6 +5,11 @@ separate server step). Tune's own experiment state goes to ``results/<sweep>/tun
 metrics are written by the trials themselves (trainable.py), so Tune's loggers are turned off.
 Progress reaches the caller through ``on_progress``/``on_pack_done`` callbacks, which keeps
 printing in the CLI and Ray here.
+
+Faults: a failed trial (a crash, a lost node) is retried ``resources.max_failures`` times, each
+time from its pack's last checkpoint (trainable.py). ``resume`` restores Tune's saved experiment
+(``Tuner.restore``) after the driver itself died; ``launch`` is a fresh start and drops Tune's
+state of an earlier launch.
 """
 
 from __future__ import annotations
@@ -37,6 +42,11 @@ class PackOutcome:
     run_ids: tuple[str, ...]
     ok: bool
     error: str | None = None
+    restored_from_step: int | None = None  # the checkpoint step its last attempt started from
+
+
+class TuneStateUnusable(RuntimeError):
+    """Tune's saved experiment cannot continue these packs (absent, torn, or of other packs)."""
 
 
 ProgressFn = Callable[[str, int], None]  # (pack_id, step reached)
@@ -67,38 +77,56 @@ def parallel_slots(resources) -> int:
     return max(1, slots)
 
 
-class _TuneCallback(tune.Callback):
-    """Forwards Tune's trial events to the plain callbacks of ``launch``."""
+# The live handlers of the experiment each callback belongs to, by sweep folder. Tune pickles its
+# run config (callbacks included) into the experiment state, and ``Tuner.restore`` unpickles it:
+# the restored callback finds the handlers of the driver that restored it here.
+_HANDLERS: dict[str, tuple[dict[str, Pack], ProgressFn | None, PackDoneFn | None]] = {}
 
-    def __init__(self, packs: dict[str, Pack], on_progress: ProgressFn | None, on_pack_done: PackDoneFn | None):
-        self.packs = packs
-        self.on_progress = on_progress
-        self.on_pack_done = on_pack_done
+
+class _TuneCallback(tune.Callback):
+    """Forwards Tune's trial events to the plain callbacks of ``launch`` / ``resume``."""
+
+    def __init__(self, key: str):
+        self.key = key
 
     def __getstate__(self) -> dict:
-        # Tune pickles its run config (callbacks included) into the experiment state; our
-        # callables hold the CLI's console and locks and only mean something in this process.
-        return {"packs": self.packs, "on_progress": None, "on_pack_done": None}
+        # Only the key: the handlers hold the CLI's console and locks and only mean something
+        # in the process that registered them.
+        return {"key": self.key}
 
-    def _pack_id(self, trial) -> str:
+    def __setstate__(self, state: dict) -> None:
+        self.key = state.get("key", "")
+
+    def _handlers(self) -> tuple[dict[str, Pack], ProgressFn | None, PackDoneFn | None]:
+        return _HANDLERS.get(self.key, ({}, None, None))
+
+    @staticmethod
+    def _pack_id(trial) -> str:
         return trial.config["pack"]["pack_id"]
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        if self.on_progress is not None:
-            self.on_progress(self._pack_id(trial), int(result.get("step", 0)))
+        _, on_progress, _ = self._handlers()
+        if on_progress is not None:
+            on_progress(self._pack_id(trial), int(result.get("step", 0)))
 
     def _done(self, trial, ok: bool) -> None:
-        if self.on_pack_done is None:
+        packs, _, on_pack_done = self._handlers()
+        if on_pack_done is None:
             return
-        pack = self.packs[self._pack_id(trial)]
+        pack = packs.get(self._pack_id(trial)) or Pack.from_dict(trial.config["pack"])
         error = None if ok else _first_line(getattr(trial, "error_file", None))
-        self.on_pack_done(PackOutcome(pack.pack_id, tuple(r.run_id for r in pack.runs), ok, error))
+        on_pack_done(PackOutcome(pack.pack_id, tuple(r.run_id for r in pack.runs), ok, error, _restored(trial.last_result)))
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self._done(trial, ok=True)
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self._done(trial, ok=False)
+
+
+def _restored(metrics: dict | None) -> int | None:
+    step = (metrics or {}).get("restored_from_step")
+    return None if step is None or step < 0 else int(step)
 
 
 def _first_line(error_file: str | None) -> str:
@@ -109,6 +137,44 @@ def _first_line(error_file: str | None) -> str:
     return lines[-1] if lines else "trial failed"
 
 
+def _trainable(spec: SweepSpec):
+    resources = spec.resources
+    return tune.with_resources(train_pack_trial, {"cpu": resources.cpus_per_trial, "gpu": resources.gpus_per_trial})
+
+
+def _result_pack(result, by_id: dict[str, Pack], packs_of_trials: dict[str, Pack]) -> Pack | None:
+    if result.config and "pack" in result.config:
+        data = result.config["pack"]
+        return by_id.get(data["pack_id"]) or Pack.from_dict(data)
+    # A trial restored but not rerun has no config in its result (we write no result.json):
+    # its trial folder is named after its pack.
+    pack_id = Path(str(result.path)).name.removeprefix("pack_")
+    return by_id.get(pack_id) or packs_of_trials.get(pack_id)
+
+
+def _outcomes(results, by_id: dict[str, Pack], packs_of_trials: dict[str, Pack] | None = None) -> list[PackOutcome]:
+    outcomes = []
+    for result in results:
+        pack = _result_pack(result, by_id, packs_of_trials or {})
+        if pack is None:
+            continue
+        error = None if result.error is None else str(result.error).strip().splitlines()[-1]
+        outcomes.append(
+            PackOutcome(pack.pack_id, tuple(r.run_id for r in pack.runs), result.error is None, error, _restored(result.metrics))
+        )
+    return outcomes
+
+
+def _fit(tuner: tune.Tuner, sweep_dir: Path, by_id: dict[str, Pack], on_progress, on_pack_done, packs_of_trials=None) -> list[PackOutcome]:
+    key = str(sweep_dir)
+    _HANDLERS[key] = (by_id, on_progress, on_pack_done)
+    try:
+        results = tuner.fit()
+    finally:
+        _HANDLERS.pop(key, None)
+    return _outcomes(results, by_id, packs_of_trials)
+
+
 def launch(
     spec: SweepSpec,
     sweep_dir: Path,
@@ -117,35 +183,96 @@ def launch(
     on_progress: ProgressFn | None = None,
     on_pack_done: PackDoneFn | None = None,
 ) -> list[PackOutcome]:
-    """Run every pack as a Tune trial and wait for all; returns one outcome per pack."""
+    """Run every pack as a Tune trial and wait for all; returns one outcome per pack.
+
+    A pack whose results-folder checkpoint exists (an earlier, interrupted attempt at the same
+    pack of the same spec) continues from it."""
     sweep_dir = Path(sweep_dir).resolve()
     # A fresh launch: Tune's state from an earlier launch describes other packs.
     shutil.rmtree(sweep_dir / store.TUNE_DIR, ignore_errors=True)
     resources = spec.resources
     threads = max(1, int(resources.cpus_per_trial))
     by_id = {p.pack_id: p for p in packs}
-    trainable = tune.with_resources(train_pack_trial, {"cpu": resources.cpus_per_trial, "gpu": resources.gpus_per_trial})
     tuner = tune.Tuner(
-        trainable,
+        _trainable(spec),
         param_space=param_space(spec.to_dict(), sweep_dir, list(packs), threads),
         tune_config=tune.TuneConfig(
             reuse_actors=True,
             max_concurrent_trials=resources.max_concurrent,
-            trial_name_creator=lambda trial: f"pack_{trial.config['pack']['pack_id']}",
-            trial_dirname_creator=lambda trial: f"pack_{trial.config['pack']['pack_id']}",
+            trial_name_creator=_trial_name,
+            trial_dirname_creator=_trial_name,
         ),
         run_config=tune.RunConfig(
             name=store.TUNE_DIR,
             storage_path=str(sweep_dir),
             verbose=0,
-            callbacks=[_TuneCallback(by_id, on_progress, on_pack_done)],
-            failure_config=tune.FailureConfig(max_failures=0),
+            callbacks=[_TuneCallback(str(sweep_dir))],
+            failure_config=tune.FailureConfig(max_failures=resources.max_failures),
+            # Every checkpoint is kept while the sweep runs: Tune saves its experiment state
+            # only every so often, and a restore after a killed driver asks for the checkpoint
+            # that state names, which may be several behind the latest (the CLI prunes them
+            # once every run is done).
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
         ),
     )
-    results = tuner.fit()
-    outcomes = []
-    for result in results:
-        pack = by_id[result.config["pack"]["pack_id"]]
-        error = None if result.error is None else str(result.error).strip().splitlines()[-1]
-        outcomes.append(PackOutcome(pack.pack_id, tuple(r.run_id for r in pack.runs), result.error is None, error))
-    return outcomes
+    return _fit(tuner, sweep_dir, by_id, on_progress, on_pack_done)
+
+
+def _trial_name(trial) -> str:
+    return f"pack_{trial.config['pack']['pack_id']}"
+
+
+def can_resume(sweep_dir: Path) -> bool:
+    """Is there a saved Tune experiment in the results folder?"""
+    return tune.Tuner.can_restore(str(Path(sweep_dir).resolve() / store.TUNE_DIR))
+
+
+def resume(
+    spec: SweepSpec,
+    sweep_dir: Path,
+    packs: Sequence[Pack],
+    *,
+    on_progress: ProgressFn | None = None,
+    on_pack_done: PackDoneFn | None = None,
+) -> list[PackOutcome]:
+    """Continue the saved Tune experiment of the results folder with ``Tuner.restore``: its
+    unfinished and errored trials run again from their last checkpoints, finished ones are kept.
+
+    ``packs`` are the packs still to finish; Tune's state must hold each of them (same pack ids,
+    same results folder), else TuneStateUnusable is raised before anything runs and the caller
+    launches afresh. Returns one outcome per trial of the experiment (finished ones included).
+    """
+    sweep_dir = Path(sweep_dir).resolve()
+    path = sweep_dir / store.TUNE_DIR
+    if not tune.Tuner.can_restore(str(path)):
+        raise TuneStateUnusable(f"no Tune experiment in {path}")
+    try:
+        configs = _saved_trial_configs(path)
+        tuner = tune.Tuner.restore(str(path), trainable=_trainable(spec), resume_unfinished=True, resume_errored=True)
+    except Exception as exc:  # noqa: BLE001 - a torn or foreign experiment state: start afresh
+        raise TuneStateUnusable(f"Tune's experiment state in {path} cannot be restored ({' '.join(str(exc).split())})") from exc
+    saved = {c["pack"]["pack_id"]: Pack.from_dict(c["pack"]) for c in configs}
+    missing = [p.pack_id for p in packs if p.pack_id not in saved]
+    if missing:
+        raise TuneStateUnusable(f"Tune's experiment state lacks pack(s) {', '.join(missing[:3])}")
+    elsewhere = {c.get("sweep_dir") for c in configs} - {str(sweep_dir)}
+    if elsewhere:
+        raise TuneStateUnusable(f"Tune's experiment state writes to another folder ({sorted(elsewhere)[0]})")
+    by_id = {p.pack_id: p for p in packs}
+    return _fit(tuner, sweep_dir, by_id, on_progress, on_pack_done, saved)
+
+
+def _saved_trial_configs(path: Path) -> list[dict]:
+    """The configs of the trials in Tune's saved experiment state (every trial Tune had
+    created; one per pack, as param_space grid-searches over packs)."""
+    logger = logging.getLogger("ray.tune.analysis.experiment_analysis")
+    level = logger.level
+    logger.setLevel(logging.ERROR)  # it warns about result.json, which we do not write
+    try:
+        trials = tune.ExperimentAnalysis(str(path)).trials
+    finally:
+        logger.setLevel(level)
+    configs = [t.config for t in trials]
+    if not configs or not all(isinstance(c, dict) and "pack" in c for c in configs):
+        raise ValueError("its trials have no pack configs")
+    return configs

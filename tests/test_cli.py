@@ -165,4 +165,8 @@ def test_classify_overrides_and_report_axes(tiny_sweep):
     assert bad.exit_code == 2 and "bogus" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
     good = invoke("report", sweep_dir, "--axes", "decoder_lr,repr_lr")
     assert good.exit_code == 0, good.output
+    facet = invoke("report", sweep_dir, "--facet", "bogus")
+    assert facet.exit_code == 2 and facet.stderr.startswith("error: --facet") and len(facet.stderr.strip().splitlines()) == 1
+    semi = invoke("classify", sweep_dir, "--semi-min", "0.95")
+    assert semi.exit_code == 2 and "semi_min" in semi.stderr
     invoke("classify", sweep_dir)  # leave the spec's labels for the other tests

@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 
 from grokgrid import store
 from grokgrid.phases import (
+    DETAIL_PHASE,
+    DETAILS,
     LABEL_COLUMNS,
     PHASE_COLORS,
     PHASES,
@@ -20,6 +22,7 @@ from grokgrid.phases import (
     PhaseCriteria,
     classify,
     classify_curve,
+    detail_counts,
     phase_counts,
 )
 
@@ -49,18 +52,18 @@ def row_to_label(row: pd.Series) -> Label:
     def opt(v):
         return None if pd.isna(v) else int(v)
 
-    return Label(
-        phase=row["phase"],
-        reason=row["reason"],
-        t_train=opt(row["t_train"]),
-        t_val=opt(row["t_val"]),
-        gap=opt(row["gap"]),
-        final_train_acc=float(row["final_train_acc"]),
-        final_val_acc=float(row["final_val_acc"]),
-        max_val_acc=float(row["max_val_acc"]),
-        last_step=opt(row["last_step"]),
-        val_before_train=bool(row["val_before_train"]),
-    )
+    fields = {}
+    for name, field in Label.__dataclass_fields__.items():
+        value = row[name]
+        if field.type == "int | None":
+            fields[name] = opt(value)
+        elif field.type == "float":
+            fields[name] = float(value)
+        elif field.type == "bool":
+            fields[name] = bool(value)
+        else:
+            fields[name] = "" if value is None or (isinstance(value, float) and math.isnan(value)) else value
+    return Label(**fields)
 
 
 # ----------------------------------------------------------------------------- constants
@@ -237,6 +240,158 @@ def test_mismatched_lengths_are_an_error():
         classify_curve([0, 1], [0.1, 0.2], [0.1])
 
 
+# ----------------------------------------------------------------------------- labels beside the phase
+
+STEPS = list(range(0, 5001, 100))  # 51 logged steps; the default plateau window is steps >= 4500
+
+
+def run(train, val, steps=STEPS, **kw) -> Label:
+    """Label a run whose accuracies are functions of the step."""
+    return classify_curve(steps, [train(s) for s in steps], [val(s) for s in steps], **kw)
+
+
+def fits_at(t, low=0.1, high=1.0):
+    return lambda s: high if s >= t else low
+
+
+def test_semi_grokking():
+    lab = run(fits_at(100), fits_at(3000, 0.1, 0.6))
+    assert (lab.phase, lab.detail) == ("memorization", "semi-grokking")
+    assert (lab.t_train, lab.t_val, lab.t_semi, lab.t_drop) == (100, None, 3000, None)
+    assert lab.plateau_val_acc == pytest.approx(0.6)
+    assert lab.reason == (
+        "train acc reached 0.9 at step 100, val acc never did by step 5000 (max 0.6); semi-grokking: "
+        "val acc reached 0.4 at step 3000, 2900 steps after train (>= 1000), and plateaued at 0.6 (in [0.4, 0.9))"
+    )
+
+
+def test_semi_grokking_delay_exactly_G_counts_and_G_minus_one_does_not():
+    assert run(fits_at(100), fits_at(1100, 0.1, 0.6)).detail == "semi-grokking"
+    lab = run(fits_at(100), fits_at(1000, 0.1, 0.6), criteria=PhaseCriteria(gap=901))
+    assert (lab.phase, lab.detail, lab.t_semi) == ("memorization", "", 1000)
+
+
+def test_prompt_partial_generalisation_is_plain_memorization():
+    lab = run(fits_at(100), fits_at(100, 0.1, 0.6))
+    assert (lab.phase, lab.detail, lab.t_semi) == ("memorization", "", 100)
+    assert "semi" not in lab.reason
+
+
+@pytest.mark.parametrize("plateau, detail", [(0.4, "semi-grokking"), (0.39, ""), (0.79, "semi-grokking"), (0.8, "")])
+def test_semi_grokking_plateau_bounds_are_inclusive_below_exclusive_above(plateau, detail):
+    crit = PhaseCriteria(semi_min=0.4, semi_max=0.8)
+    assert run(fits_at(100), fits_at(3000, 0.1, plateau), criteria=crit).detail == detail
+
+
+def test_semi_grokking_plateau_is_the_tail_mean_not_the_last_eval():
+    # Noisy plateau: the last eval alone (0.35) is below semi_min, the tail mean (~0.55) is not.
+    noisy = lambda s: 0.1 if s < 3000 else (0.35 if s == 5000 else 0.6)  # noqa: E731
+    lab = run(fits_at(100), noisy)
+    assert lab.final_val_acc == 0.35
+    assert lab.plateau_val_acc == pytest.approx((5 * 0.6 + 0.35) / 6)  # steps 4500..5000
+    assert lab.detail == "semi-grokking"
+
+
+def test_plateau_window_skips_nan_and_scales_with_the_step_range():
+    lab = curve([(1000, 1.0, 0.2), (1900, 1.0, NAN), (2000, 1.0, 0.5)])
+    # range 1000..2000, window 0.1 -> steps >= 1900; the NaN is skipped.
+    assert lab.plateau_val_acc == 0.5
+    whole = curve([(1000, 1.0, 0.2), (1900, 1.0, NAN), (2000, 1.0, 0.5)], criteria=PhaseCriteria(plateau_window=1.0))
+    assert whole.plateau_val_acc == pytest.approx(0.35)
+    assert math.isnan(curve([(0, 1.0, NAN)]).plateau_val_acc)
+    assert math.isnan(curve([]).plateau_val_acc)
+
+
+def test_ungrokking():
+    val = lambda s: 0.1 if s < 2000 else (1.0 if s < 4000 else 0.3)  # noqa: E731
+    lab = run(fits_at(100), val)
+    assert (lab.phase, lab.detail) == ("grokking", "ungrokking")
+    assert (lab.t_train, lab.t_val, lab.gap, lab.t_drop) == (100, 2000, 1900, 4000)
+    assert lab.max_val_acc == 1.0 and lab.plateau_val_acc == pytest.approx(0.3)
+    assert lab.reason == (
+        "train acc reached 0.9 at step 100, val at step 2000: gap 1900 >= 1000; ungrokking: after grokking, "
+        "val acc fell below 0.9 at step 4000 and stayed below (peak 1, plateau 0.3) while train acc stayed >= 0.9"
+    )
+
+
+def test_misgrokking():
+    val = lambda s: 0.1 if s < 300 else (1.0 if s < 4000 else 0.5)  # noqa: E731  Lyu: 100% -> 50%
+    lab = run(fits_at(100), val)
+    assert (lab.phase, lab.detail, lab.t_drop) == ("comprehension", "misgrokking", 4000)
+    assert "misgrokking: after generalising promptly, val acc fell below 0.9 at step 4000" in lab.reason
+
+
+def test_val_first_then_drop_is_misgrokking():
+    val = lambda s: 1.0 if 200 <= s < 4000 else 0.2  # noqa: E731
+    lab = run(fits_at(1000), val)
+    assert (lab.phase, lab.detail, lab.gap) == ("comprehension", "misgrokking", -800)
+
+
+def test_drop_at_the_last_eval_counts_when_it_is_big_enough():
+    val = lambda s: 1.0 if s < 5000 else 0.2  # noqa: E731
+    lab = run(fits_at(0), val)
+    assert lab.t_drop == 5000 and lab.plateau_val_acc == pytest.approx((5 * 1.0 + 0.2) / 6)  # fall 0.13
+    assert lab.detail == "misgrokking"
+
+
+def test_dip_that_recovers_is_not_a_drop():
+    val = lambda s: 0.3 if 3000 <= s < 4000 else 1.0  # noqa: E731
+    lab = run(fits_at(0), val)
+    assert (lab.phase, lab.detail, lab.t_drop) == ("comprehension", "", None)
+    assert lab.reason == "train acc reached 0.9 at step 0, val at step 0: gap 0 < 1000"
+
+
+def test_drop_while_train_falls_too_is_not_ungrokking_and_says_why():
+    train = lambda s: 1.0 if s < 4000 else 0.5  # noqa: E731
+    val = lambda s: 0.1 if s < 2000 else (1.0 if s < 4000 else 0.3)  # noqa: E731
+    lab = run(train, val)
+    assert (lab.phase, lab.detail, lab.t_drop) == ("grokking", "", 4000)
+    assert lab.reason.endswith(
+        "val acc fell below 0.9 at step 4000 and stayed below (peak 1, plateau 0.3); "
+        "not un/misgrokking: train acc fell to 0.5"
+    )
+
+
+def test_small_drop_is_not_a_detail():
+    val = lambda s: 0.1 if s < 2000 else (0.95 if s < 4000 else 0.88)  # noqa: E731
+    lab = run(fits_at(100), val)
+    assert (lab.phase, lab.detail, lab.t_drop) == ("grokking", "", 4000)
+    assert "not un/misgrokking: fall 0.07 < drop_min 0.1" in lab.reason
+    assert run(fits_at(100), val, criteria=PhaseCriteria(drop_min=0.05)).detail == "ungrokking"
+
+
+def test_confusion_with_val_drop_has_no_detail():
+    val = lambda s: 0.95 if 1000 <= s < 2000 else 0.1  # noqa: E731
+    lab = run(lambda s: 0.5, val)
+    assert (lab.phase, lab.detail, lab.t_drop) == ("confusion", "", 2000)
+    assert lab.reason.endswith("confusion, not comprehension")
+
+
+def test_diverged_runs_get_no_detail():
+    steps = STEPS
+    train = [1.0 for _ in steps]
+    val = [1.0 if s < 3000 else 0.1 for s in steps]
+    loss = [1.0 if s < 4000 else NAN for s in steps]
+    lab = classify_curve(steps, train, val, train_loss=loss, val_loss=loss)
+    assert (lab.phase, lab.detail) == ("diverged", "")
+
+
+def test_budget_applies_to_the_details():
+    val = lambda s: 0.1 if s < 2000 else (1.0 if s < 4000 else 0.3)  # noqa: E731
+    lab = run(fits_at(100), val, criteria=PhaseCriteria(budget=3500))
+    assert (lab.phase, lab.detail, lab.t_drop, lab.last_step) == ("grokking", "", None, 3500)
+
+
+def test_detail_counts():
+    labels = pd.DataFrame({"detail": ["", "ungrokking", "semi-grokking", "ungrokking", None]})
+    assert detail_counts(labels) == {"semi-grokking": 1, "ungrokking": 2, "misgrokking": 0}
+    assert list(detail_counts([])) == list(DETAILS)
+    assert detail_counts(pd.DataFrame({"phase": []})) == dict.fromkeys(DETAILS, 0)  # old labels file
+    with pytest.raises(ValueError, match="grokked"):
+        detail_counts(["grokked"])
+    assert set(DETAIL_PHASE) == set(DETAILS) and set(DETAIL_PHASE.values()) <= set(PHASES)
+
+
 # ----------------------------------------------------------------------------- criteria
 
 
@@ -260,8 +415,45 @@ def test_criteria_validation_names_the_field(kwargs, field):
 
 
 def test_criteria_defaults_and_valid_edges():
-    assert PhaseCriteria() == PhaseCriteria(threshold=0.9, gap=1000, budget=None)
+    assert PhaseCriteria() == PhaseCriteria(
+        threshold=0.9, gap=1000, budget=None, semi_min=0.4, semi_max=0.9, drop_min=0.1, plateau_window=0.1
+    )
     PhaseCriteria(threshold=1.0, gap=0, budget=1)
+    PhaseCriteria(semi_min=0.01, semi_max=1.0, drop_min=0.0, plateau_window=1.0)
+    PhaseCriteria(drop_min=1.0, plateau_window=1e-6)
+
+
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        ({"semi_min": 0.0}, "semi_min"),
+        ({"semi_min": 1.0}, "semi_min"),
+        ({"semi_min": NAN}, "semi_min"),
+        ({"semi_max": 0.0}, "semi_max"),
+        ({"semi_max": 1.1}, "semi_max"),
+        ({"semi_min": 0.6, "semi_max": 0.6}, "semi_min must be below semi_max"),
+        ({"semi_min": 0.7, "semi_max": 0.5}, "semi_min must be below semi_max"),
+        ({"drop_min": -0.1}, "drop_min"),
+        ({"drop_min": 1.5}, "drop_min"),
+        ({"drop_min": True}, "drop_min"),
+        ({"plateau_window": 0.0}, "plateau_window"),
+        ({"plateau_window": 1.5}, "plateau_window"),
+        ({"plateau_window": "0.1"}, "plateau_window"),
+    ],
+)
+def test_new_criteria_validation_names_the_field(kwargs, field):
+    with pytest.raises(ValueError, match=field):
+        PhaseCriteria(**kwargs)
+
+
+def test_with_overrides_keeps_none_and_validates():
+    base = PhaseCriteria(gap=500)
+    assert base.with_overrides(threshold=None, gap=None) == base
+    assert base.with_overrides(gap=10, semi_min=0.3) == PhaseCriteria(gap=10, semi_min=0.3)
+    with pytest.raises(ValueError, match="semi_max"):
+        base.with_overrides(semi_max=2.0)
+    with pytest.raises(ValueError, match=r"unknown criteria \['thresh'\].*threshold, gap"):
+        base.with_overrides(thresh=0.5)
 
 
 # ----------------------------------------------------------------------------- frames
@@ -317,7 +509,7 @@ def test_classify_reads_store_metrics(tmp_path):
     # The real pipeline: metrics parts written by workers, read back, classified.
     cols = list(store.METRIC_COLUMNS)
     for run_id, part in metrics_frame().groupby("run_id"):
-        rows = part.assign(weight_norm=1.0, elapsed_s=0.0)[cols].to_dict("records")
+        rows = part.assign(weight_norm=1.0, elapsed_s=0.0).reindex(columns=cols).to_dict("records")
         store.write_metrics_part(tmp_path, run_id, rows)
     labels = classify(store.read_metrics(tmp_path))
     pd.testing.assert_frame_equal(labels, classify(metrics_frame()))
@@ -444,10 +636,96 @@ def test_property_raising_threshold_never_reaches_train_from_confusion(c, low, h
         assert lo.t_train is not None and lo.t_train <= hi.t_train
 
 
+@st.composite
+def full_criteria(draw):
+    """Criteria with every field drawn, the semi-grokking bounds in order."""
+    lo, hi = sorted(draw(st.lists(st.sampled_from([0.1, 0.3, 0.4, 0.5, 0.6, 0.9, 1.0]), min_size=2, max_size=2, unique=True)))
+    return PhaseCriteria(
+        threshold=draw(st.sampled_from([0.5, 0.9, 0.95, 1.0])),
+        gap=draw(st.integers(0, 60)),
+        budget=draw(st.one_of(st.none(), st.integers(1, 120))),
+        semi_min=lo if lo < 1.0 else 0.9,
+        semi_max=hi,
+        drop_min=draw(st.sampled_from([0.0, 0.1, 0.5])),
+        plateau_window=draw(st.sampled_from([0.05, 0.1, 0.5, 1.0])),
+    )
+
+
+def reference_details(steps, train, val, tl, vl, crit):
+    """A slow, literal reading of the docstring: (t_semi, t_drop, plateau, detail)."""
+    rows = [
+        (s, a, b, x, y)
+        for s, a, b, x, y in zip(steps, train, val, tl or [0.0] * len(steps), vl or [0.0] * len(steps))
+        if crit.budget is None or s <= crit.budget
+    ]
+    rows.sort()
+    if not rows:
+        return None, None, NAN, ""
+    bad = [s for s, _, _, x, y in rows if not (math.isfinite(x) and math.isfinite(y))]
+    trusted = [r for r in rows if not bad or r[0] < bad[0]]
+    t_train = next((s for s, a, _, _, _ in trusted if a >= crit.threshold), None)
+    t_val = next((s for s, _, b, _, _ in trusted if b >= crit.threshold), None)
+    t_semi = next((s for s, _, b, _, _ in trusted if b >= crit.semi_min), None)
+    t_drop = None
+    if t_val is not None:
+        last_hit = max(s for s, _, b, _, _ in trusted if b >= crit.threshold)
+        t_drop = next((s for s, _, _, _, _ in trusted if s > last_hit), None)
+    first, last = rows[0][0], rows[-1][0]
+    start = last - crit.plateau_window * float(last - first)
+    window = [b for s, _, b, _, _ in rows if s >= start and math.isfinite(b)]
+    plateau = round(sum(window) / len(window), 12) if window else NAN
+    finite_val = [b for _, _, b, _, _ in rows if math.isfinite(b)]
+    peak = max(finite_val) if finite_val else NAN
+    detail = ""
+    if not bad and t_train is not None:
+        if t_val is None:
+            if t_semi is not None and t_semi - t_train >= crit.gap and crit.semi_min <= plateau < crit.semi_max:
+                detail = "semi-grokking"
+        elif t_drop is not None:
+            train_after = [a for s, a, _, _, _ in trusted if s >= t_drop and math.isfinite(a)]
+            if train_after and min(train_after) >= crit.threshold and round(peak - plateau, 12) >= crit.drop_min:
+                detail = "ungrokking" if t_val - t_train >= crit.gap else "misgrokking"
+    return t_semi, t_drop, plateau, detail
+
+
+@st.composite
+def shaped_curves(draw):
+    """Step-shaped curves like real runs: train fits at t1, val rises at t2 to a level, maybe falls
+    at t3 to another; random curves rarely hit semi-grokking or a clean drop, these often do."""
+    steps = sorted(draw(st.sets(st.integers(0, 150), min_size=1, max_size=30)))
+    t1, t2, t3 = sorted(draw(st.lists(st.integers(0, 160), min_size=3, max_size=3)))
+    level = st.sampled_from([0.0, 0.1, 0.3, 0.4, 0.5, 0.6, 0.9, 0.95, 1.0])
+    low, high, after = draw(level), draw(level), draw(level)
+    train_after = draw(st.sampled_from([1.0, 1.0, 0.5]))
+    train = [0.1 if s < t1 else (1.0 if s < t3 else train_after) for s in steps]
+    val = [low if s < t2 else (high if s < t3 else after) for s in steps]
+    return steps, train, val, None, None
+
+
+@settings(database=None, max_examples=150, deadline=None)
+@given(c=st.one_of(curves(), curves(with_loss=True), shaped_curves(), shaped_curves()), crit=full_criteria())
+def test_property_details_follow_their_definitions(c, crit):
+    steps, train, val, tl, vl = c
+    lab = classify_curve(steps, train, val, tl, vl, criteria=crit)
+    t_semi, t_drop, plateau, detail = reference_details(steps, train, val, tl, vl, crit)
+    assert (lab.t_semi, lab.t_drop, lab.detail) == (t_semi, t_drop, detail)
+    assert same(lab.plateau_val_acc, plateau)
+    assert lab.detail in ("", *DETAILS)
+    if lab.detail:
+        assert lab.phase == DETAIL_PHASE[lab.detail]
+        assert lab.detail in lab.reason
+    if lab.t_drop is not None and lab.phase != "diverged":
+        # Every val acc from t_drop on (within the budget) is below the threshold or NaN (after a
+        # divergence, accuracies are untrusted and may be anything).
+        later = [v for s, v in zip(steps, val) if s >= lab.t_drop and (crit.budget is None or s <= crit.budget)]
+        assert not any(v >= crit.threshold for v in later)
+        assert lab.t_val is not None and lab.t_drop > lab.t_val
+
+
 @settings(database=None, max_examples=40, deadline=None)
 @given(
     runs=st.lists(curves(with_loss=True), min_size=0, max_size=5),
-    crit=criteria_st,
+    crit=st.one_of(criteria_st, full_criteria()),
     seed=st.integers(0, 2**32 - 1),
 )
 def test_property_classify_frame_equals_classify_curve_per_run(runs, crit, seed):

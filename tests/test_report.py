@@ -1,12 +1,15 @@
-"""Tests for grokgrid.report: the data behind the figures, the HTML document, the file round trip."""
+"""Tests for grokgrid.report: the data behind the figures, the HTML document, the file round trip.
+(tests/test_report_browser.py opens the document in a real browser.)"""
 
 from __future__ import annotations
 
+import json
 import math
 import re
 
 import numpy as np
 import pandas as pd
+import plotly.graph_objects as go
 import plotly.offline
 import pytest
 
@@ -85,10 +88,14 @@ def make_labels(runs: pd.DataFrame) -> pd.DataFrame:
                 max_val_acc=val_acc,
                 last_step=STEPS[-1],
                 val_before_train=False,
+                detail="",
+                t_semi=None,
+                t_drop=None,
+                plateau_val_acc=val_acc,
             )
         )
     frame = pd.DataFrame(rows, columns=list(store.LABELS_SCHEMA.names))
-    for name in ("t_train", "t_val", "gap", "last_step"):
+    for name in ("t_train", "t_val", "gap", "t_semi", "t_drop", "last_step"):
         frame[name] = frame[name].astype("Int64")
     return frame
 
@@ -221,11 +228,99 @@ def test_phase_counts_list_every_phase_with_zeros(tables):
     assert report.phase_counts(runs_left, no_confusion)["confusion"] == 0
 
 
+def test_phase_grid_aggregates_delay_and_val_acc(tables):
+    runs, labels, _ = tables
+    grid = report.phase_grid(runs, labels).set_index(["x", "y"])
+    # Delay: median t_val - t_train of the runs that generalised (grokking or comprehension).
+    assert grid.loc[(1e-3, 1e-5), ["delay", "n_delay"]].tolist() == [9900.0, 2]
+    assert grid.loc[(1e-3, 1e-4), ["delay", "n_delay"]].tolist() == [9900.0, 1]  # the memorization seed has none
+    assert grid.loc[(1e-2, 1e-5), ["delay", "n_delay"]].tolist() == [0.0, 2]
+    assert math.isnan(grid.loc[(1e-4, 1e-4), "delay"]) and grid.loc[(1e-4, 1e-4), "n_delay"] == 0
+    assert grid.loc[(1e-3, 1e-4), "val_acc"] == pytest.approx((0.2 + 0.98) / 2)
+    assert math.isnan(grid.loc[(1e-2, 1e-3), "val_acc"])  # diverged: NaN accuracies
+    assert (grid["detail"] == "").all() and (grid["n_detail"] == 0).all()
+    assert set(grid["facet"]) == {report.SINGLE_CELL}
+
+
+# ----------------------------------------------------------------------------- facets
+
+
+def faceted(tables):
+    """The toy sweep with decoder_wd = 0 for seed 0 and 0.1 for seed 1 (one run per faceted cell)."""
+    runs, labels, metrics = tables
+    runs = runs.assign(decoder_wd=runs["seed"].map({0: 0.0, 1: 0.1}))
+    return runs, labels, metrics
+
+
+def test_facet_splits_the_grid_by_the_third_hyperparameter(tables):
+    runs, labels, _ = faceted(tables)
+    grid = report.phase_grid(runs, labels, facet="decoder_wd")
+    assert len(grid) == 18 and set(grid["facet"]) == {0.0, 0.1}
+    assert (grid["n_runs"] == 1).all()
+    assert grid["facet"].tolist() == [0.0] * 9 + [0.1] * 9  # sorted by facet, then x, then y
+    mixed = grid[(grid["x"] == 1e-3) & (grid["y"] == 1e-4)]
+    assert mixed["phase"].tolist() == ["memorization", "grokking"]
+
+
+def test_bad_facet_is_a_value_error_naming_it_and_the_valid_ones(tables):
+    runs, labels, metrics = tables
+    with pytest.raises(ValueError, match=r"facet 'wd' is not a hyperparameter.*valid facets: repr_wd, decoder_wd"):
+        report.render_report(runs, labels, metrics, title="t", facet="wd")
+    with pytest.raises(ValueError, match=r"facet 'repr_lr' is already an axis"):
+        report.phase_grid(runs, labels, facet="repr_lr")
+
+
+def _axis_px(fig, name):
+    """(width, height) in pixels of the panel of x/y axis ``name`` ('' or '2'...)."""
+    x0, x1 = fig.layout[f"xaxis{name}"].domain
+    y0, y1 = fig.layout[f"yaxis{name}"].domain
+    return (x1 - x0) * fig.layout.width, (y1 - y0) * fig.layout.height
+
+
+def test_faceted_diagram_has_a_row_of_three_square_celled_panels_per_facet_value(tables):
+    runs, labels, _ = faceted(tables)
+    fig = report.phase_diagram_figure(runs, labels, facet="decoder_wd")
+    rows = {t.meta[1] for t in fig.data if t.meta and t.meta[0] == "phase"}
+    assert rows == {0, 1}
+    for name in ("", "2", "3", "4", "5", "6"):
+        w, h = _axis_px(fig, name)
+        assert w == pytest.approx(h)  # 3 x 3 cells: square panels, square cells
+    # Rows stack top to bottom without overlapping; panels of a row side by side.
+    assert fig.layout.yaxis4.domain[1] < fig.layout.yaxis.domain[0]
+    assert fig.layout.xaxis.domain[1] < fig.layout.xaxis2.domain[0] < fig.layout.xaxis3.domain[0]
+    strips = [a.text for a in fig.layout.annotations if a.textangle == -90]
+    assert strips == ["<b>decoder weight decay = 0</b>", "<b>decoder weight decay = 0.1</b>"]
+    titles = [a.text for a in fig.layout.annotations if a.textangle != -90]
+    assert titles[0].endswith("phase") and "grokking delay" in titles[1] and "final val accuracy" in titles[2]
+    # Row 0 holds seed 0's phases, row 1 seed 1's.
+    row1 = {t.name for t in fig.data if t.meta and t.meta[:2] == ("phase", 1)}
+    assert "grokking" in row1
+    # Only the bottom row shows x tick labels; only the first column y tick labels.
+    assert fig.layout.xaxis.showticklabels is False and fig.layout.xaxis4.showticklabels is not False
+    assert fig.layout.yaxis2.showticklabels is False and fig.layout.yaxis4.showticklabels is not False
+
+
 # ----------------------------------------------------------------------------- phase diagram
 
 
-def _heatmaps(fig):
-    return {t.name: t for t in fig.data if t.type == "heatmap"}
+def _traces(fig, kind, row=0):
+    return [t for t in fig.data if t.meta and tuple(t.meta[:2]) == (kind, row)]
+
+
+def _heatmaps(fig, row=0):
+    return {t.name: t for t in _traces(fig, "phase", row)}
+
+
+def test_figures_validate(tables):
+    # The builders skip plotly.py's validation for speed; the result must still be valid.
+    runs, labels, metrics = tables
+    for fig in (
+        report.phase_diagram_figure(runs, labels),
+        report.phase_diagram_figure(*faceted(tables)[:2], facet="decoder_wd"),
+        report.learning_curves_figure(runs, labels, metrics),
+        report.cell_curves_figure(),
+    ):
+        go.Figure(fig.to_plotly_json())  # raises on an invalid property or value
 
 
 def test_phase_diagram_colours_each_cell_by_its_phase(tables):
@@ -241,6 +336,34 @@ def test_phase_diagram_colours_each_cell_by_its_phase(tables):
         z = np.array(trace.z, dtype=float)
         filled = {(xs[j], ys[i]) for i, j in zip(*np.nonzero(~np.isnan(z)))}
         assert filled == {(x, y) for x, y in grid.loc[grid["phase"] == phase, ["x", "y"]].itertuples(index=False)}
+        # customdata: the cell's row in phase_grid (what a click selects), on its own cells only.
+        for i, j in zip(*np.nonzero(~np.isnan(z))):
+            k = trace.customdata[i][j]
+            assert (grid.loc[k, "x"], grid.loc[k, "y"]) == (xs[j], ys[i])
+
+
+def test_delay_and_accuracy_panels_show_the_grid_values(tables):
+    runs, labels, _ = tables
+    fig = report.phase_diagram_figure(runs, labels)
+    grid = report.phase_grid(runs, labels)
+    (delay,) = _traces(fig, "delay")
+    (acc,) = _traces(fig, "val_acc")
+    assert (delay.xaxis, acc.xaxis) == ("x2", "x3")
+    xs, ys = list(delay.x), list(delay.y)
+    for _, cell in grid.iterrows():
+        i, j = ys.index(cell["y"]), xs.index(cell["x"])
+        d, a = delay.z[i][j], acc.z[i][j]
+        assert (d is None) == math.isnan(cell["delay"])
+        if d is not None:
+            assert d == pytest.approx(math.log10(max(cell["delay"], 1)))  # log colour scale
+        assert (a is None) == math.isnan(cell["val_acc"])
+        if a is not None:
+            assert a == pytest.approx(cell["val_acc"])
+    assert fig.layout.coloraxis2.cmin == 0 and fig.layout.coloraxis2.cmax == 1
+    # Delays 0 .. 9900 steps: colour bar from 1 to 10k, ticks labelled in steps.
+    assert (fig.layout.coloraxis.cmin, fig.layout.coloraxis.cmax) == (0, 4)
+    assert list(fig.layout.coloraxis.colorbar.ticktext) == ["1", "10", "100", "1k", "10k"]
+    assert "median of 1/2 runs" in delay.text[ys.index(1e-4)][xs.index(1e-3)]
 
 
 def test_phase_diagram_legend_lists_each_present_phase_in_its_colour(tables):
@@ -249,7 +372,8 @@ def test_phase_diagram_legend_lists_each_present_phase_in_its_colour(tables):
     legend = [t for t in fig.data if t.showlegend]
     assert [t.name for t in legend] == ["comprehension", "grokking", "memorization", "confusion", "diverged"]
     assert all(t.marker.color == PHASE_COLORS[t.name] for t in legend)
-    assert all(t.legendgroup == t.name for t in fig.data if t.type == "heatmap")
+    assert all(t.legendgroup == t.name for t in _heatmaps(fig).values())
+    assert fig.layout.legend.orientation == "h"
 
 
 def test_phase_diagram_uses_log_axes_with_value_ticks_for_learning_rates(tables):
@@ -257,10 +381,23 @@ def test_phase_diagram_uses_log_axes_with_value_ticks_for_learning_rates(tables)
     fig = report.phase_diagram_figure(runs, labels)
     assert fig.layout.xaxis.type == "log" and fig.layout.yaxis.type == "log"
     assert list(fig.layout.xaxis.tickvals) == list(REPR_LRS)
-    assert list(fig.layout.yaxis.ticktext) == ["1e-5", "0.0001", "0.001"]
+    assert list(fig.layout.yaxis.ticktext) == ["10<sup>−5</sup>", "10<sup>−4</sup>", "10<sup>−3</sup>"]
     assert fig.layout.xaxis.title.text == "representation lr"
     assert fig.layout.yaxis.title.text == "decoder lr"
     assert fig.layout.template.layout.plot_bgcolor == "white"  # simple_white
+    # Panels (b) and (c) share the axes: same values, y tick labels only on (a).
+    assert fig.layout.xaxis2.matches == "x" and fig.layout.yaxis3.matches == "y"
+    assert fig.layout.yaxis2.showticklabels is False
+
+
+def test_axis_ticks_for_many_or_uneven_log_values():
+    values = list(np.logspace(-5, -2, 10))
+    layout = report._axis_layout("repr_lr", values)  # 10 values: one tick per decade
+    assert layout["tickvals"] == pytest.approx([1e-5, 1e-4, 1e-3, 1e-2])
+    assert layout["ticktext"][0] == "10<sup>−5</sup>"
+    uneven = report._axis_layout("repr_lr", [1e-4, 3e-4, 1e-2])  # not powers of ten: the values
+    assert uneven["ticktext"] == ["0.0001", "0.0003", "0.01"]
+    assert report.power_of_ten(0) == "1" and report.power_of_ten(2) == "10<sup>2</sup>"
 
 
 def test_phase_diagram_hover_names_hyperparameters_phase_and_timings(tables):
@@ -271,12 +408,52 @@ def test_phase_diagram_hover_names_hyperparameters_phase_and_timings(tables):
     text = trace.text[ys.index(1e-4)][xs.index(1e-3)]  # the cell whose seeds disagree
     for part in ("representation lr", "0.001", "decoder lr", "0.0001", "1/2 runs", "seed=0", "seed=1",
                  "memorization", "t_train 100", "t_val 10000", "gap 9900", "train 1.000", "val 0.980",
-                 "&lt;because&gt;"):
+                 "&lt;because&gt;", "grokking delay (median of 1): 9900 steps"):
         assert part in text, part
-    # Customdata carries the cell's run ids for the click-to-highlight handler.
-    assert sorted(trace.customdata[ys.index(1e-4)][xs.index(1e-3)].split()) == ["r1d1s0", "r1d1s1"]
-    agree = [t for t in fig.data if t.type == "scatter" and t.mode == "text"][0]
+    (agree,) = _traces(fig, "agreement")
     assert list(agree.text) == ["1/2"]
+
+
+def test_hover_lists_at_most_eight_runs_and_wraps_long_reasons():
+    runs = pd.DataFrame({"run_id": [f"r{i}" for i in range(10)], "repr_lr": 1e-3, "seed": range(10)})
+    labels = pd.DataFrame({"run_id": runs["run_id"], "phase": "grokking", "reason": "word " * 60})
+    fig = report.phase_diagram_figure(runs, labels)
+    text = _heatmaps(fig)["grokking"].text[0][0]
+    assert text.count("run r") == 8 and "… and 2 more runs" in text
+    assert max(len(line) for line in text.split("<br>")) < 130
+
+
+def test_detail_labels_mark_their_cells_and_the_legend(tables):
+    runs, labels, metrics = tables
+    labels = labels.copy()
+    both_grokked = labels["run_id"].isin([_run_id(1e-3, 1e-5, s) for s in SEEDS])
+    labels.loc[both_grokked, "detail"] = "ungrokking"
+    labels.loc[labels["run_id"] == _run_id(1e-4, 1e-4, 0), "detail"] = "semi-grokking"  # 1 of 2: marked
+    labels.loc[labels["run_id"] == _run_id(1e-3, 1e-3, 0), "detail"] = "misgrokking"  # 1 of 2: marked
+    grid = report.phase_grid(runs, labels).set_index(["x", "y"])
+    assert grid.loc[(1e-3, 1e-5), ["detail", "n_detail"]].tolist() == ["ungrokking", 2]
+    assert grid.loc[(1e-4, 1e-4), ["detail", "n_detail"]].tolist() == ["semi-grokking", 1]
+    fig = report.phase_diagram_figure(runs, labels)
+    markers = {t.name: t for t in _traces(fig, "detail")}
+    assert set(markers) == {"semi-grokking", "ungrokking", "misgrokking"}
+    assert (list(markers["ungrokking"].x), list(markers["ungrokking"].y)) == ([1e-3], [1e-5])
+    assert markers["ungrokking"].marker.symbol == report.DETAIL_SYMBOLS["ungrokking"]
+    legend = [t.name for t in fig.data if t.showlegend]
+    assert legend[-3:] == ["semi-grokking", "ungrokking", "misgrokking"]
+    assert report.detail_counts(runs, labels) == {"semi-grokking": 1, "ungrokking": 2, "misgrokking": 1}
+    summary = report.summary_html(runs, labels)
+    assert re.search(r'of which ungrokking</td><td class="num" data-detail="ungrokking">2<', summary)
+    # ...and its rows come right under the phase they refine.
+    assert summary.index("of which ungrokking") > summary.index(">grokking<") > summary.index("of which misgrokking")
+
+
+def test_labels_from_before_the_detail_column_still_render(tables):
+    runs, labels, metrics = tables
+    old = labels.drop(columns=["detail", "t_semi", "t_drop", "plateau_val_acc"])
+    assert (report.phase_grid(runs, old)["detail"] == "").all()
+    assert report.detail_counts(runs, old) == dict.fromkeys(report.DETAILS, 0)
+    nulls = labels.assign(detail=None)  # store.read_labels of an old file: nulls
+    assert "<!DOCTYPE html>" in report.render_report(runs, nulls, metrics, title="old")
 
 
 def test_non_log_axes(tables):
@@ -291,37 +468,131 @@ def test_non_log_axes(tables):
     assert report.phase_grid(runs, labels, ("decoder_wd", "train_fraction"))["n_runs"].tolist() == [3] * 6
 
 
-# ----------------------------------------------------------------------------- learning curves
+def test_default_cell_prefers_a_grokking_cell_that_agrees(tables):
+    runs, labels, _ = tables
+    grid = report.phase_grid(runs, labels)
+    k = report.default_cell(grid)
+    assert (grid.loc[k, "x"], grid.loc[k, "y"], grid.loc[k, "phase"]) == (1e-3, 1e-5, "grokking")
+    no_grokking = grid[grid["phase"] != "grokking"]
+    assert no_grokking.loc[report.default_cell(no_grokking), "phase"] == "comprehension"
+    assert report.default_cell(grid.iloc[:0]) == -1
 
 
-def test_learning_curves_have_one_trace_group_per_run(tables):
+# ----------------------------------------------------------------------------- curves
+
+
+def test_curve_data_keeps_positive_steps_in_order_for_each_run(tables):
+    runs, labels, metrics = tables
+    ids = ["r0d0s0", "r2d2s1", "missing"]
+    shuffled = metrics.sample(frac=1.0, random_state=1)
+    curves = report.curve_data(shuffled, ids)
+    assert curves.run_ids == ids and list(np.diff(curves.offsets)) == [4, 4, 0]
+    steps, values = curves.run(0)
+    assert list(steps) == [10, 100, 1000, 10000]  # step 0 has no place on a log axis
+    expected = metrics[(metrics["run_id"] == "r0d0s0") & (metrics["step"] > 0)]
+    for m in report.CURVE_METRICS:
+        np.testing.assert_array_equal(values[m], expected[m].to_numpy())
+    assert np.isnan(curves.run(1)[1]["val_loss"]).all()  # a diverged run's NaN losses stay NaN
+
+
+def test_curve_data_downsamples_long_runs_to_log_spaced_steps():
+    n = 5000
+    metrics = pd.DataFrame(
+        {"run_id": np.repeat(["a", "b"], n), "step": np.tile(np.arange(1, n + 1) * 10, 2), "val_acc": np.arange(2.0 * n)}
+    )
+    curves = report.curve_data(metrics.iloc[::-1], ["a", "b"], max_points=50)  # any row order
+    steps, values = curves.run(0)
+    assert 40 <= steps.size <= 52
+    assert steps[0] == 10 and steps[-1] == n * 10  # first and last step always kept
+    assert (np.diff(steps) > 0).all()
+    ratios = steps[1:] / steps[:-1]
+    assert ratios[-10:].max() < 1.3  # log-spaced: even ratios, not the dense linear tail
+    np.testing.assert_array_equal(values["val_acc"], steps / 10 - 1)  # values stay with their steps
+    np.testing.assert_array_equal(curves.run(1)[0], steps)
+    assert np.isnan(values["train_loss"]).all()  # a metric the frame lacks is NaN
+
+
+def test_encoded_curves_round_trip_within_float16_precision(tables):
+    runs, labels, metrics = tables
+    metrics = metrics.assign(train_loss=metrics["train_loss"] * 1e-7)  # tiny losses survive (log10 stored)
+    ids = runs["run_id"].tolist()
+    curves = report.curve_data(metrics, ids)
+    encoded = report.encode_curves(curves)
+    json.dumps(encoded)  # JSON-ready
+    assert len(encoded["patterns"]) == 1  # every run logged the same steps: one shared pattern
+    for i in range(len(ids)):
+        steps, values = report.decode_curves(encoded, i)
+        want_steps, want = curves.run(i)
+        np.testing.assert_array_equal(steps, want_steps)
+        for m in report.CURVE_METRICS:
+            np.testing.assert_allclose(values[m], want[m], rtol=2e-2, atol=1e-3, equal_nan=True)
+
+
+def test_overview_shows_every_run_when_few():
+    table = pd.DataFrame({"phase": ["grokking"] * 5, "detail": [""] * 5})
+    rows, note = report.overview_runs(table, max_runs=10)
+    assert rows == list(range(5)) and note == "All 5 runs are shown."
+
+
+def test_overview_picks_runs_per_phase_and_detail_in_proportion():
+    phases = ["memorization"] * 900 + ["grokking"] * 95 + ["confusion"] * 5
+    details = [""] * 900 + ["ungrokking"] * 2 + [""] * 93 + [""] * 5
+    table = pd.DataFrame({"phase": phases, "detail": details})
+    rows, note = report.overview_runs(table, max_runs=100)
+    picked = table.iloc[rows]
+    assert len(rows) <= 100 and rows == sorted(set(rows))
+    counts = picked.groupby(["phase", "detail"]).size().to_dict()
+    assert counts[("confusion", "")] == 3 and counts[("grokking", "ungrokking")] == 2  # floors
+    assert 85 <= counts[("memorization", "")] <= 90 and 8 <= counts[("grokking", "")] <= 10
+    mem = [r for r in rows if r < 900]
+    assert mem[0] == 0 and mem[-1] == 899  # spread over the whole group, not its first rows
+    assert note.startswith(f"Showing {len(rows)} of 1,000 runs")
+
+
+def test_learning_curves_have_five_traces_per_run_coloured_by_phase(tables):
     runs, labels, metrics = tables
     fig = report.learning_curves_figure(runs, labels, metrics)
-    groups: dict[str, list] = {}
+    runs_traces: dict[str, list] = {}
     for t in fig.data:
-        groups.setdefault(t.legendgroup, []).append(t)
-    assert set(groups) == set(runs["run_id"])
+        if t.meta[1] != "legend":
+            runs_traces.setdefault(t.meta[2], []).append(t)
+    assert set(runs_traces) == set(runs["run_id"])
     phase_of = dict(zip(labels["run_id"], labels["phase"]))
-    for run_id, traces in groups.items():
-        assert len(traces) == 5  # train/val acc, train/val loss, weight norm
-        assert sum(bool(t.showlegend) for t in traces) == 1
+    for run_id, traces in runs_traces.items():
+        assert sorted(t.meta[1] for t in traces) == sorted(report.CURVE_METRICS)
         assert {t.line.color for t in traces} == {PHASE_COLORS[phase_of[run_id]]}
         assert all(min(t.x) > 0 for t in traces)  # step 0 dropped: log x axis
-    assert all(fig.layout[f"xaxis{i}"].type == "log" for i in ("", "2", "3"))
-
-
-def test_learning_curves_legend_names_runs_and_dropdown_filters_by_phase(tables):
-    runs, labels, metrics = tables
-    fig = report.learning_curves_figure(runs, labels, metrics)
-    names = {t.name for t in fig.data if t.showlegend}
+        assert not any(t.showlegend for t in traces)
+    legend = [t.name for t in fig.data if t.showlegend]
+    assert legend == list(PHASES)  # one entry per phase, toggling its runs (legendgroup)
+    assert all(fig.layout[f"xaxis{i}"].type == "log" for i in ("", "2", "3", "4", "5"))
+    assert fig.layout.yaxis4.type == "log"  # train loss: positive
+    assert fig.layout.legend.groupclick == "togglegroup"
+    names = {t.name for t in fig.data}
     assert "repr_lr=0.001, decoder_lr=0.0001, seed=1" in names
-    buttons = fig.layout.updatemenus[0].buttons
-    assert [b.label for b in buttons] == ["all runs"] + [f"{p} only" for p in PHASES]
-    grokking = buttons[2].args[0]["visible"]
-    assert sum(v is True for v in grokking) == 3 * 5
+
+
+def test_learning_curves_are_capped_and_the_page_says_so(tables):
+    runs, labels, metrics = tables
+    fig = report.learning_curves_figure(runs, labels, metrics, max_runs=6)
+    shown = {t.meta[2] for t in fig.data if t.meta[1] != "legend"}
+    assert len(shown) == 6  # a hard cap, even with five (phase, detail) groups of 2..6 runs
+
+
+def test_log_ticks():
+    assert report.log_ticks(1e-9, 1.0) == {"dtick": 2}
+    assert report.log_ticks(10, 1e5) == {"dtick": 1}
+    ticks = report.log_ticks(0.21, 2.6)
+    assert ticks["ticktext"] == ["0.2", "0.5", "1", "2"]
+    assert report.log_ticks(0, 1) == {}
 
 
 # ----------------------------------------------------------------------------- HTML
+
+
+def _page_data(document: str) -> dict:
+    m = re.search(rf'<script type="application/json" id="{report.DATA_ID}">(.*?)</script>', document, re.S)
+    return json.loads(m.group(1))
 
 
 def test_report_embeds_plotly_js_exactly_once_and_loads_nothing(document):
@@ -332,9 +603,46 @@ def test_report_embeds_plotly_js_exactly_once_and_loads_nothing(document):
     # Outside the bundle (whose only cdn.plot.ly URL is the unused geo topojson default), nothing
     # points at the network.
     ours = document.replace(bundle, "")
-    assert "cdn.plot.ly" not in ours and "src=" not in ours
-    assert document.count('class="plotly-graph-div"') == 2
+    assert "cdn.plot.ly" not in ours and "src=" not in ours and "http://" not in ours.replace("http://www.w3.org", "")
+    assert document.count('class="plotly-graph-div"') == 3
+    for element in (report.PHASE_DIAGRAM_ID, report.CELL_CURVES_ID, report.LEARNING_CURVES_ID, report.CELL_INFO_ID):
+        assert f'id="{element}"' in document
     assert 'on("plotly_click"' in document
+
+
+def test_report_traps_js_errors_before_anything_runs(document):
+    trap = document.index('window.addEventListener("error"')
+    assert trap < document.index(plotly.offline.get_plotlyjs()[:200])
+    assert f'<pre id="{report.JS_ERRORS_ID}" hidden></pre>' in document
+
+
+def test_report_data_lets_a_click_show_each_cells_runs(tables, document):
+    runs, labels, _ = tables
+    data = _page_data(document)
+    grid = report.phase_grid(runs, labels)
+    assert len(data["cells"]) == len(grid)
+    ids = data["runs"]["id"]
+    for k, cell in enumerate(data["cells"]):
+        assert sorted(ids[r] for r in cell["runs"]) == sorted(grid.loc[k, "run_ids"])
+        assert (cell["row"], cell["x"], cell["y"]) == (0, grid.loc[k, "x"], grid.loc[k, "y"])
+    k = data["default_cell"]
+    assert data["cells"][k]["title"] == "representation lr = 0.001 · decoder lr = 1e-5 — grokking (2/2 runs)"
+    r = ids.index("r1d0s1")
+    assert data["runs"]["short"][r] == "seed=1"
+    assert data["runs"]["label"][r] == "repr_lr=0.001, decoder_lr=1e-5, seed=1"
+    assert (data["runs"]["t_train"][r], data["runs"]["t_val"][r], data["runs"]["gap"][r]) == (100, 10000, 9900)
+    assert data["runs"]["reason"][r] == "synthetic grokking <because>"
+    steps, values = report.decode_curves(data["curves"], r)
+    assert list(steps) == [10, 100, 1000, 10000]
+    assert data["colors"]["grokking"] == PHASE_COLORS["grokking"]
+
+
+def test_report_escapes_its_embedded_json(tables):
+    runs, labels, metrics = tables
+    labels = labels.assign(reason="</script><script>alert(1)</script>")
+    document = report.render_report(runs, labels, metrics, title="t")
+    assert "</script><script>alert(1)" not in document
+    assert _page_data(document)["runs"]["reason"][0] == "</script><script>alert(1)</script>"
 
 
 def test_report_summary_counts_and_escaped_meta(document):
@@ -345,6 +653,9 @@ def test_report_summary_counts_and_escaped_meta(document):
     assert "<td>toy &lt;lr&gt;</td>" in document
     assert re.search(r"<details><summary>spec</summary><pre>name: toy\naxes: .*&lt;x&gt; &amp; y", document)
     assert "<lr>" not in document and "<x>" not in document
+    assert re.search(r"<td>grokgrid version</td><td>[0-9]", document)
+    assert re.search(r"<td>generated</td><td>20\d\d-\d\d-\d\d \d\d:\d\d UTC</td>", document)
+    assert 'id="overview-note">All 18 runs are shown.' in document
 
 
 def test_write_report_round_trip(tables, tmp_path):
@@ -353,7 +664,7 @@ def test_write_report_round_trip(tables, tmp_path):
     store.write_runs(sweep, runs)
     store.write_labels(sweep, labels)
     for run_id, rows in metrics.groupby("run_id"):
-        store.write_metrics_part(sweep, run_id, rows.to_dict("records"))
+        store.write_metrics_part(sweep, run_id, rows.reindex(columns=list(store.METRICS_SCHEMA.names)).to_dict("records"))
     (sweep / store.SPEC_FILE).write_text("name: toy_sweep\nsteps: 10000\n")
 
     path = report.write_report(sweep)
@@ -365,14 +676,20 @@ def test_write_report_round_trip(tables, tmp_path):
     assert re.search(r'id="n-runs">18<', text)
     leftovers = [p for p in sweep.rglob("*") if p.name.startswith(".")]
     assert leftovers == []
+    # With a facet: one row of panels per value.
+    store.write_runs(sweep, faceted(tables)[0])
+    text = report.write_report(sweep, axes=("decoder_lr", "repr_lr"), facet="decoder_wd").read_text(encoding="utf-8")
+    assert "one row per decoder weight decay" in text
 
 
-def test_write_report_passes_axes_through(tables, tmp_path):
+def test_write_report_checks_axes_and_facet_before_writing(tables, tmp_path):
     runs, labels, metrics = tables
     store.write_runs(tmp_path, runs)
     store.write_labels(tmp_path, labels)
     with pytest.raises(ValueError, match="nope"):
         report.write_report(tmp_path, axes=("nope", "repr_lr"))
+    with pytest.raises(ValueError, match="facet 'nope'"):
+        report.write_report(tmp_path, facet="nope")
     assert not (tmp_path / store.REPORT_FILE).exists()
     assert math.isclose(report.phase_grid(runs, labels, ("decoder_lr", "repr_lr"))["x"].iloc[0], 1e-5)
 
@@ -392,3 +709,37 @@ def test_report_renders_the_classifier_output(tables):
     grid = report.phase_grid(runs, labels)
     assert grid["n_runs"].sum() == len(runs)
     assert "<!DOCTYPE html>" in report.render_report(runs, labels, metrics, title="classified")
+
+
+def test_render_is_fast_enough_for_large_sweeps():
+    # 1,000 runs x 200 steps: a scaled-down check of the 10k x 1k target (< 20 s; bench/report.py).
+    import time
+
+    rng = np.random.default_rng(0)
+    n_runs, n_steps = 1000, 200
+    runs = pd.DataFrame(
+        {
+            "run_id": [f"run{i:05d}" for i in range(n_runs)],
+            "repr_lr": np.tile(np.logspace(-5, -2, 10), 100),
+            "decoder_lr": np.repeat(np.logspace(-5, -2, 10), 100),
+            "decoder_wd": np.tile(np.repeat([0.0, 0.1], 10), 50),
+            "seed": np.repeat(np.arange(5), 200),
+            "status": "done",
+        }
+    )
+    metrics = pd.DataFrame(
+        {
+            "run_id": np.repeat(runs["run_id"].to_numpy(), n_steps),
+            "step": np.tile(np.arange(1, n_steps + 1) * 50, n_runs),
+            **{m: rng.random(n_runs * n_steps) for m in report.CURVE_METRICS},
+        }
+    )
+    from grokgrid import phases
+
+    labels = phases.classify(metrics)
+    start = time.perf_counter()
+    text = report.render_report(runs, labels, metrics, title="big", facet="decoder_wd")
+    # ~1 s here; the bound is loose so that a busy CI machine does not flake.
+    assert time.perf_counter() - start < 10.0
+    assert len(text) < 15e6
+    assert "Showing 200 of 1,000 runs" in text
