@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 	touch $(STAMP)
 
 demo: install
-	$(BIN)/grokgrid sweep sweeps/quickstart.yaml
+	$(BIN)/grokgrid sweep sweeps/quickstart.yaml --overwrite
 
 test: install
 	$(BIN)/pytest
