@@ -416,7 +416,7 @@ def status(
         console.print(f"driver: {holder.describe()} ({holder.command})", markup=False)
     elif counts["running"] or counts["pending"] or counts["failed"]:
         console.print(f"no driver is running: `grokgrid resume {sweep_dir}` finishes the sweep", markup=False)
-    criteria = _criteria(spec, None, None, None)
+    criteria = _criteria(spec, {})
     labels = phases.classify(metrics, criteria)
     finished = labels["run_id"].map(lambda r: statuses.get(r) == "done")
     table = Table(title="phases so far", caption="classified now from the metrics on disk; unfinished runs' labels are provisional")

@@ -107,11 +107,11 @@ def test_checkpoint_files_restore_a_pack_exactly_and_refuse_other_packs(tmp_path
 def test_a_finished_pack_with_every_run_diverged_restores_to_finished(tmp_path):
     from grokgrid import train
 
-    spec = spec_from_dict({**TRAIN, "training": {"steps": 40, "eval_every": 10}, "grid": {"repr_lr": [1e30], "decoder_lr": [1e30]}})
+    spec = spec_from_dict({**TRAIN, "training": {"steps": 40, "eval_every": 10}, "grid": {"decoder_lr": [1e30, 1e31]}})
     trainer = train.PackTrainer(spec, grid.expand(spec))
     for _ in trainer.rows():
         pass
-    assert trainer.finished
+    assert trainer.finished and not trainer.state.runs and trainer.step < 40  # every run diverged
     train.save_checkpoint(trainer, tmp_path / "s.pt", pack_id="p")
     again = train.PackTrainer(spec, grid.expand(spec))
     train.restore_checkpoint(again, train.load_checkpoint(tmp_path / "s.pt"))
@@ -183,12 +183,19 @@ def _comparable(sweep_dir: Path) -> pd.DataFrame:
     return raw.drop(columns=["elapsed_s"]).sort_values(["run_id", "step"]).reset_index(drop=True)
 
 
-@pytest.mark.parametrize("where", ["tune", "folder", "newer_folder", "torn_folder"])
+DIVERGING = {**TRAIN, "grid": {"repr_lr": [1e-3, 3e-2], "decoder_lr": [1e-3, 1e30]}}
+
+
+@pytest.mark.parametrize("where", ["tune", "folder", "newer_folder", "torn_folder", "diverged_runs"])
 def test_a_crashed_trial_resumes_from_its_checkpoint_and_rewrites_only_later_rows(tmp_path, monkeypatch, one_thread, where):
+    spec_data = DIVERGING if where == "diverged_runs" else TRAIN
     reference = tmp_path / "reference"
-    _trial(monkeypatch, reference, FakeTune(tmp_path / "ref-storage"))
+    _trial(monkeypatch, reference, FakeTune(tmp_path / "ref-storage"), spec_data)
     expected = _comparable(reference)
     assert sorted(expected["step"].unique()) == list(range(0, 301, 10))
+    if where == "diverged_runs":  # two runs left the pack early, as diverged; two go on to the end
+        last = expected.groupby("run_id")["step"].max()
+        assert sorted(last)[:2] < [100, 100] and sorted(last)[2:] == [300, 300]
 
     sweep_dir = tmp_path / "crashed"
     # The first attempt dies at step 170: after its checkpoint at 100 and two flushes past it
@@ -200,7 +207,7 @@ def test_a_crashed_trial_resumes_from_its_checkpoint_and_rewrites_only_later_row
         crash = lambda m, with_checkpoint: m["step"] == 170  # noqa: E731
     first = FakeTune(tmp_path / "storage", crash=crash)
     with pytest.raises(Crash):
-        _trial(monkeypatch, sweep_dir, first)
+        _trial(monkeypatch, sweep_dir, first, spec_data)
     assert [int(c.path.split("_")[-1]) for c in first.saved] == [0] and first.reports[-1]["step"] < 200
     parts = sorted(p.name for p in (sweep_dir / store.METRICS_DIR).glob("run_id=*/part-*.parquet"))
     assert any(int(name[5:17]) > 100 for name in parts), "rows after the checkpoint are on disk"
@@ -213,8 +220,8 @@ def test_a_crashed_trial_resumes_from_its_checkpoint_and_rewrites_only_later_row
         tune_checkpoint = None
         folder_checkpoint.write_bytes(folder_checkpoint.read_bytes()[:100])  # torn: start from 0
     second = FakeTune(tmp_path / "storage2", checkpoint=tune_checkpoint)
-    _trial(monkeypatch, sweep_dir, second)
-    restored = {"tune": 100, "folder": 100, "newer_folder": 200, "torn_folder": -1}[where]
+    _trial(monkeypatch, sweep_dir, second, spec_data)
+    restored = {"tune": 100, "folder": 100, "newer_folder": 200, "torn_folder": -1, "diverged_runs": 100}[where]
     assert {r["restored_from_step"] for r in second.reports} == {restored}
     assert second.reports[-1]["done"] is True and second.reports[-1]["checkpoint_step"] == 300
     pd.testing.assert_frame_equal(_comparable(sweep_dir), expected, check_exact=True)
