@@ -62,7 +62,10 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> None:
     if address:
         ray.init(address=address, **kwargs)
     else:
-        ray.init(num_cpus=num_cpus, **kwargs)
+        # "local": always a new Ray of our own. Without it ray.init joins the cluster named in
+        # /tmp/ray/ray_current_cluster (left by `ray start` or a test cluster), and a resumed
+        # sweep would land on whatever Ray happens to run on the machine.
+        ray.init(address="local", num_cpus=num_cpus, **kwargs)
 
 
 def parallel_slots(resources) -> int:
