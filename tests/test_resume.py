@@ -434,9 +434,6 @@ def reference(tmp_path_factory, ray_local):
     return sweep_dir
 
 
-COSTS: list[tuple[str, int, int]] = []
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("point", ["first_part", "first_checkpoint", "first_pack_done", "late_no_tune_state"])
 def test_sigkill_the_driver_then_resume_equals_an_uninterrupted_sweep(tmp_path, reference, point):
@@ -490,6 +487,5 @@ def test_sigkill_the_driver_then_resume_equals_an_uninterrupted_sweep(tmp_path, 
     size = runs.groupby("pack_id").size().to_dict()
     recomputed = sum(size[p] * max(0, s - restored.get(p, 0)) for p, s in reached.items() if s < KILL["training"]["steps"])
     total = len(runs) * KILL["training"]["steps"]
-    COSTS.append((point, recomputed, total))
     print(f"\n[{point}] resumed packs {restored or 'none (restarted from step 0)'}; "
           f">= {recomputed} of {total} run-steps recomputed ({100 * recomputed / total:.1f}%)")
