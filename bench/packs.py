@@ -65,6 +65,7 @@ def main() -> None:
     parser.add_argument("--grid", default="8x8", help="repr x decoder lrs, e.g. 8x8 (64 runs)")
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--pack-size", default="auto", help="packed mode's pack size (auto: as grokgrid sweep)")
+    parser.add_argument("--p", type=int, help="override task.p (e.g. 59 for the toy model at p = 59)")
     args = parser.parse_args()
 
     from grokgrid import sweep, train
@@ -72,6 +73,8 @@ def main() -> None:
     spec = load_spec(args.spec)
     n_repr, n_decoder = (int(v) for v in args.grid.split("x"))
     spec = widen(spec, n_repr, n_decoder)
+    if args.p is not None:
+        spec = dataclasses.replace(spec, task=dataclasses.replace(spec.task, p=args.p))
     spec = dataclasses.replace(spec, training=dataclasses.replace(spec.training, steps=args.steps))
     sweep.connect()
     slots = sweep.parallel_slots(spec.resources)

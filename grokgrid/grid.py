@@ -58,10 +58,16 @@ def _digest(payload: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:RUN_ID_LENGTH]
 
 
+# Optional training features, and the value that means "off". Off, they are left out of the
+# recipe, so adding such a feature to grokgrid never changes the ids of runs that do not use it.
+OPTIONAL_TRAINING = {"early_stop": None, "log_schedule": None, "batch_size": None, "warmup_steps": 0}
+
+
 def recipe(spec: SweepSpec) -> dict[str, Any]:
     """What every run of the sweep shares and what determines its results."""
     data = spec.to_dict()
-    return {key: data[key] for key in ("task", "model", "training")}
+    training = {k: v for k, v in data["training"].items() if not (k in OPTIONAL_TRAINING and v == OPTIONAL_TRAINING[k])}
+    return {"task": data["task"], "model": data["model"], "training": training}
 
 
 def run_id(spec: SweepSpec, hyperparameters: dict[str, Any]) -> str:
@@ -89,13 +95,16 @@ GPU_PACK_PARAMETERS = 500_000_000
 
 
 def auto_pack_size(n_runs: int, parallel_slots: int, on_gpu: bool, parameters_per_run: int) -> int:
-    """Runs per pack: enough packs to keep every trial slot busy, each as big as the device
-    and the model size allow."""
+    """Runs per pack: packs as big as the device and the model size allow, in a number that
+    keeps every trial slot busy to the end."""
     cap = GPU_PACK_CAP if on_gpu else CPU_PACK_CAP
     budget = GPU_PACK_PARAMETERS if on_gpu else CPU_PACK_PARAMETERS
     cap = min(cap, max(1, budget // max(1, parameters_per_run)))
-    fill_slots = math.ceil(n_runs / max(1, parallel_slots))
-    return max(1, min(cap, fill_slots))
+    slots = max(1, parallel_slots)
+    # As few packs as the cap allows, rounded up to a multiple of the slots so that the last wave
+    # of trials is not half idle (24 runs on 2 slots: 4 packs of 6, not 3 of 8), then sized evenly.
+    packs = math.ceil(math.ceil(n_runs / cap) / slots) * slots
+    return max(1, math.ceil(n_runs / packs))
 
 
 def pack(runs: list[RunConfig], size: int = 1) -> list[Pack]:

@@ -24,6 +24,17 @@ def per_example_loss(outputs: torch.Tensor, targets: torch.Tensor, templates: to
     return flat.view(runs, examples)
 
 
+def regression_loss(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """[runs, examples] squared errors of scalar outputs [runs, examples, 1] (matrix completion)."""
+    return (outputs[..., 0] - targets) ** 2
+
+
+def within_tolerance(outputs: torch.Tensor, targets: torch.Tensor, tolerance: float) -> torch.Tensor:
+    """[runs, examples] whether a scalar prediction is within ``tolerance`` of its target: the
+    accuracy of a regression task, so that the phase rules apply to it too."""
+    return (outputs[..., 0] - targets).abs() < tolerance
+
+
 def predictions(outputs: torch.Tensor, templates: torch.Tensor | None) -> torch.Tensor:
     """[runs, examples] predicted classes: the nearest template, or the largest logit."""
     if templates is not None:

@@ -42,12 +42,14 @@ TASK_PARAMETERS = {
     "permutation": ("n", "op", "loss"),
     "digits": ("loss",),
     "sparse_linear": ("n_samples", "dim", "sparsity", "data_seed"),
+    "matrix_completion": ("dim", "rank", "data_seed", "tolerance"),
 }
 MODEL_PARAMETERS = {
     "toy": ("embed_dim", "hidden", "activation"),
     "mlp": ("embed_dim", "hidden", "activation", "bias"),
     "transformer": ("n_layers", "d_model", "n_heads", "d_mlp", "layer_norm", "activation", "with_op"),
     "diagonal": ("parametrization",),
+    "factorized": ("width",),
 }
 # Which models read which tasks' inputs.
 MODELS_FOR_TASK = {
@@ -56,6 +58,7 @@ MODELS_FOR_TASK = {
     "permutation": ("mlp", "transformer"),
     "digits": ("mlp",),
     "sparse_linear": ("diagonal", "mlp"),
+    "matrix_completion": ("factorized",),
 }
 TASKS = tuple(TASK_PARAMETERS)
 MODELS = tuple(MODEL_PARAMETERS)
@@ -85,6 +88,8 @@ class TaskSpec:
     dim: int = 1000
     sparsity: int = 3
     data_seed: int = 0
+    rank: int = 1
+    tolerance: float = 0.1  # regression (matrix_completion): a prediction within this is "correct"
 
 
 @dataclass(frozen=True)
@@ -105,6 +110,7 @@ class ModelSpec:
     layer_norm: bool = False
     with_op: bool = False
     parametrization: str = "squares"
+    width: int = 97
 
 
 @dataclass(frozen=True)
@@ -135,6 +141,8 @@ class TrainingSpec:
     precision: str = "float32"
     early_stop: EarlyStopSpec | None = None  # None: every run trains all its steps
     log_schedule: LogScheduleSpec | None = None  # None: log every eval_every steps
+    batch_size: int | None = None  # None: full batch; else each run draws its own random batch per step
+    warmup_steps: int = 0  # linear lr warm-up over the first steps (Power, Nanda: 10)
 
 
 @dataclass(frozen=True)
@@ -306,7 +314,12 @@ def _task(data: Mapping[str, Any]) -> TaskSpec:
     d = TaskSpec()
     name = _choice("task.name", data.get("name", d.name), TASKS)
     _only_parameters_of("task", name, data, TASK_PARAMETERS[name])
-    defaults = {"modular": {"p": 97, "loss": "ce"}, "permutation": {"loss": "ce"}, "digits": {"loss": "mse"}}.get(name, {})
+    defaults = {
+        "modular": {"p": 97, "loss": "ce"},
+        "permutation": {"loss": "ce"},
+        "digits": {"loss": "mse"},
+        "matrix_completion": {"dim": 97},
+    }.get(name, {})
 
     def get(key: str) -> Any:
         return data.get(key, defaults.get(key, getattr(d, key)))
@@ -322,6 +335,8 @@ def _task(data: Mapping[str, Any]) -> TaskSpec:
         dim=_integer("task.dim", get("dim")),
         sparsity=_integer("task.sparsity", get("sparsity")),
         data_seed=_integer("task.data_seed", get("data_seed")),
+        rank=_integer("task.rank", get("rank")),
+        tolerance=_number("task.tolerance", get("tolerance")),
     )
     _at_least("task.p", task.p, 2)
     _at_least("task.template_dim", task.template_dim, 1)
@@ -329,6 +344,10 @@ def _task(data: Mapping[str, Any]) -> TaskSpec:
     _at_least("task.dim", task.dim, 1)
     _at_least("task.sparsity", task.sparsity, 1)
     _at_least("task.data_seed", task.data_seed, 0)
+    _at_least("task.rank", task.rank, 1)
+    _at_least("task.tolerance", task.tolerance, 0, strict=True)
+    if task.rank > task.dim:
+        raise SpecError("task.rank", f"{task.rank} exceeds dim {task.dim}", "use a rank <= dim")
     if name == "modular":
         _choice("task.op", task.op, MODULAR_OPS)
         if task.op in ("div", "mix1") and any(task.p % k == 0 for k in range(2, int(task.p**0.5) + 1)):
@@ -371,7 +390,9 @@ def _model(data: Mapping[str, Any]) -> ModelSpec:
         layer_norm=_boolean("model.layer_norm", get("layer_norm")),
         with_op=_boolean("model.with_op", get("with_op")),
         parametrization=_choice("model.parametrization", get("parametrization"), ("squares", "product")),
+        width=_integer("model.width", get("width")),
     )
+    _at_least("model.width", model.width, 1)
     _at_least("model.embed_dim", model.embed_dim, 1 if name == "toy" else 0)
     for key in ("n_layers", "d_model", "n_heads", "d_mlp"):
         _at_least(f"model.{key}", getattr(model, key), 1)
@@ -399,7 +420,12 @@ def _training(data: Mapping[str, Any]) -> TrainingSpec:
         precision=_choice("training.precision", data.get("precision", d.precision), PRECISIONS),
         early_stop=_early_stop(data.get("early_stop", d.early_stop)),
         log_schedule=_log_schedule(data.get("log_schedule", d.log_schedule)),
+        batch_size=None if data.get("batch_size") is None else _integer("training.batch_size", data["batch_size"]),
+        warmup_steps=_integer("training.warmup_steps", data.get("warmup_steps", d.warmup_steps)),
     )
+    if training.batch_size is not None:
+        _at_least("training.batch_size", training.batch_size, 1)
+    _at_least("training.warmup_steps", training.warmup_steps, 0)
     _at_least("training.steps", training.steps, 1)
     _at_least("training.eval_every", training.eval_every, 1)
     _at_least("training.eps", training.eps, 0, strict=True)
@@ -613,6 +639,8 @@ def n_examples(task: TaskSpec) -> int:
         return math.factorial(task.n) ** 2
     if task.name == "digits":
         return 1797  # sklearn.datasets.load_digits
+    if task.name == "matrix_completion":
+        return task.dim * task.dim
     return task.n_samples
 
 

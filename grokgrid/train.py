@@ -24,7 +24,7 @@ from grokgrid import progress_measures
 from grokgrid.models import build_model, token_embedding
 from grokgrid.optim import BatchedAdamW, ParamGroup
 from grokgrid.spec import SweepSpec
-from grokgrid.tasks import TaskData, ToyAddition, load_task, split_mask
+from grokgrid.tasks import TaskData, ToyAddition, derive_seed, load_task, split_mask
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -42,6 +42,8 @@ class PackState:
     train_mask: torch.Tensor  # [runs, examples]
     templates: torch.Tensor | None  # [runs, classes, dim] for mse, else None
     ce: bool  # classification by logits (cross-entropy) rather than template regression
+    batch_size: int | None = None  # None: full batch
+    batch_generators: list[torch.Generator] | None = None  # one per run: its batches depend on it alone
 
 
 # Perturbed entropy looks at this many examples (a fixed subset): its Gram matrix is n x n.
@@ -51,7 +53,7 @@ ENTROPY_EXAMPLES = 256
 def _templates(spec: SweepSpec, data: TaskData, runs: Sequence[RunConfig], dtype: torch.dtype) -> torch.Tensor | None:
     """Regression targets per class: Liu's random templates for the toy task, one-hot (Omnigrok's
     MSE on MNIST) for the others; None for cross-entropy."""
-    if spec.task.loss != "mse":
+    if spec.task.loss != "mse" or data.n_classes is None:
         return None
     if spec.task.name == "toy_addition":
         toy = ToyAddition(spec.task.p)
@@ -63,7 +65,7 @@ def build_pack(spec: SweepSpec, runs: Sequence[RunConfig], device: str | torch.d
     dtype = DTYPES[spec.training.precision]
     data = load_task(spec.task, sequences=spec.model.name == "transformer", with_op=spec.model.with_op, dtype=dtype)
     templates = _templates(spec, data, runs, dtype)
-    out_dim = templates.shape[-1] if templates is not None else data.n_classes
+    out_dim = templates.shape[-1] if templates is not None else (data.n_classes or 1)
     model = build_model(spec.model, data, out_dim, [r.seed for r in runs], [r.init_scale for r in runs], dtype).to(device)
 
     def per_run(name: str) -> list[float]:
@@ -74,7 +76,11 @@ def build_pack(spec: SweepSpec, runs: Sequence[RunConfig], device: str | torch.d
         ParamGroup(model.decoder_parameters(), per_run("decoder_lr"), per_run("decoder_wd")),
     ]
     optimizer = BatchedAdamW(
-        [g for g in groups if g.params], betas=spec.training.betas, eps=spec.training.eps, kind=spec.training.optimizer
+        [g for g in groups if g.params],
+        betas=spec.training.betas,
+        eps=spec.training.eps,
+        kind=spec.training.optimizer,
+        warmup_steps=spec.training.warmup_steps,
     )
     n = len(data.targets)
     train_mask = torch.stack([split_mask(n, r.train_fraction, r.seed) for r in runs]).to(device)
@@ -87,15 +93,42 @@ def build_pack(spec: SweepSpec, runs: Sequence[RunConfig], device: str | torch.d
         targets=data.targets.to(device),
         train_mask=train_mask,
         templates=None if templates is None else templates.to(device),
-        ce=templates is None,
+        ce=templates is None and data.n_classes is not None,
+        batch_size=spec.training.batch_size,
+        batch_generators=None if spec.training.batch_size is None else [
+            torch.Generator().manual_seed(derive_seed(r.seed, "batches")) for r in runs
+        ],
     )
 
 
+def batch_mask(state: PackState) -> torch.Tensor:
+    """[runs, examples]: this step's examples of each run. Full batch: its whole train set; else
+    ``batch_size`` of its train examples drawn without replacement from its own generator.
+
+    Every run still computes on all examples (the pack shares one forward); the mask decides what
+    enters its loss, so a run's batches, like its results, depend only on its own seed.
+    """
+    if state.batch_size is None:
+        return state.train_mask
+    mask = torch.zeros_like(state.train_mask)
+    for run, generator in enumerate(state.batch_generators):
+        members = state.train_mask[run].nonzero().squeeze(1)
+        chosen = torch.randperm(len(members), generator=generator)[: state.batch_size]
+        mask[run, members[chosen.to(members.device)]] = True
+    return mask
+
+
+def per_example_loss(state: PackState, outputs: torch.Tensor) -> torch.Tensor:
+    if state.data.n_classes is None:
+        return metrics.regression_loss(outputs, state.targets)
+    return metrics.per_example_loss(outputs, state.targets, state.templates)
+
+
 def train_step(state: PackState) -> None:
-    """One full-batch update of every run in the pack."""
+    """One update of every run in the pack (full batch or one minibatch each)."""
     state.optimizer.zero_grad()
     outputs = state.model(state.inputs)
-    train_loss = metrics.masked_mean(metrics.per_example_loss(outputs, state.targets, state.templates), state.train_mask)
+    train_loss = metrics.masked_mean(per_example_loss(state, outputs), batch_mask(state))
     # Runs share no parameters, so summing their losses gives each run its own gradient.
     train_loss.sum().backward()
     state.optimizer.step()
@@ -106,9 +139,13 @@ def evaluate(state: PackState) -> dict[str, torch.Tensor]:
     """Every per-step metric of every run at the current parameters (store.METRICS_SCHEMA);
     a progress measure that does not apply to this task or model is NaN."""
     outputs = state.model(state.inputs)
-    losses = metrics.per_example_loss(outputs, state.targets, state.templates)
-    predicted = metrics.predictions(outputs, state.templates)
-    correct = (predicted == state.targets).to(losses.dtype)
+    losses = per_example_loss(state, outputs)
+    if state.data.n_classes is None:
+        predicted = None
+        correct = metrics.within_tolerance(outputs, state.targets, state.data.tolerance).to(losses.dtype)
+    else:
+        predicted = metrics.predictions(outputs, state.templates)
+        correct = (predicted == state.targets).to(losses.dtype)
     val_mask = ~state.train_mask
     model, data = state.model, state.data
     runs = len(state.runs)
@@ -175,6 +212,8 @@ def keep_runs(state: PackState, keep: Sequence[bool]) -> None:
     state.train_mask = state.train_mask.index_select(0, index)
     if state.templates is not None:
         state.templates = state.templates.index_select(0, index)
+    if state.batch_generators is not None:
+        state.batch_generators = [g for g, k in zip(state.batch_generators, keep) if k]
     state.runs = tuple(run for run, k in zip(state.runs, keep) if k)
     if hasattr(state.model, "n_runs"):
         state.model.n_runs = len(state.runs)
@@ -246,10 +285,9 @@ class PackTrainer:
             self.step_logged = False
 
     def state_dict(self) -> dict:
-        """Parameters, optimizer moments, step, runs still in the pack and early-stop streaks.
-
-        Full-batch training draws no random numbers after initialisation, so no RNG state is
-        needed: a restored pack continues bit for bit on the same device and thread count.
+        """Parameters, optimizer moments, step, runs still in the pack, early-stop streaks and
+        each run's batch generator (minibatch training; full batch draws nothing after init), so
+        a restored pack continues bit for bit on the same device and thread count.
         """
         return {
             "step": self.step,
@@ -259,6 +297,7 @@ class PackTrainer:
             "parameters": [p.detach().clone() for p in self.state.model.parameters()],
             "optimizer": self.state.optimizer.state_dict(),
             "streaks": dict(self.early_stop.streak),
+            "batch_rng": [g.get_state() for g in self.state.batch_generators or []],
         }
 
     def load_state_dict(self, data: dict) -> None:
@@ -274,6 +313,8 @@ class PackTrainer:
         self.step_logged = bool(data["step_logged"])
         self.elapsed_before = float(data["elapsed_s"])
         self.early_stop.streak = dict(data["streaks"])
+        for generator, saved in zip(self.state.batch_generators or [], data.get("batch_rng", []), strict=True):
+            generator.set_state(saved)
 
 
 def run_pack(spec: SweepSpec, runs: Sequence[RunConfig], device: str | torch.device = "cpu") -> Iterator[list[dict]]:

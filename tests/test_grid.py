@@ -33,7 +33,7 @@ def test_ids_are_stable_across_processes_and_sweep_names():
 
 def test_id_recipe_is_pinned():
     # A literal id pins the hash recipe: changing it silently would orphan every stored result.
-    assert grid.expand(make({}))[0].run_id == "319815e80c09"
+    assert grid.expand(make({}))[0].run_id == "0db8fb049989"
 
 
 def test_ids_change_with_anything_that_changes_training():
@@ -82,8 +82,19 @@ def test_auto_pack_size_fills_every_slot_within_the_device_cap():
     assert grid.auto_pack_size(16, 2, False, 50_000) == 8
     assert grid.auto_pack_size(9, 2, False, 50_000) == 5
     assert grid.auto_pack_size(64, 2, False, 50_000) == grid.CPU_PACK_CAP
-    assert grid.auto_pack_size(1000, 1, True, 50_000) == grid.GPU_PACK_CAP
+    assert grid.auto_pack_size(1024, 1, True, 50_000) == grid.GPU_PACK_CAP
+    # Balanced: 1000 runs in 4 packs of 250 rather than 3 of 256 and one of 232; 24 runs on 2
+    # slots in 4 packs of 6 (two full waves) rather than 3 of 8 (the third alone in a wave).
+    assert grid.auto_pack_size(1000, 1, True, 50_000) == 250
+    assert grid.auto_pack_size(24, 2, False, 50_000) == 6
     assert grid.auto_pack_size(3, 8, True, 50_000) == 1
     # A big model gets smaller packs: the pack's parameters stay within the budget.
     assert grid.auto_pack_size(64, 1, False, grid.CPU_PACK_PARAMETERS // 2) == 2
     assert grid.auto_pack_size(64, 1, False, grid.CPU_PACK_PARAMETERS * 2) == 1
+
+
+def test_optional_training_features_left_off_do_not_enter_the_id():
+    base = grid.expand(make({}))[0].run_id
+    assert grid.expand(make({}, training={"warmup_steps": 0, "batch_size": None}))[0].run_id == base
+    assert grid.expand(make({}, training={"warmup_steps": 10}))[0].run_id != base
+    assert grid.expand(make({}, training={"batch_size": 8}))[0].run_id != base

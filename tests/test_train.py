@@ -221,6 +221,7 @@ FAMILIES = {
     "s3": {"task": {"name": "permutation", "n": 3}, "model": {"name": "transformer", "d_model": 8, "n_heads": 2, "d_mlp": 16}},
     "digits": {"task": {"name": "digits", "loss": "mse"}, "model": {"name": "mlp", "hidden": [16]}},
     "sparse": {"task": {"name": "sparse_linear", "n_samples": 40, "dim": 20, "sparsity": 2}, "model": {"name": "diagonal"}},
+    "matrix": {"task": {"name": "matrix_completion", "dim": 9, "rank": 2}, "model": {"name": "factorized", "width": 4}},
 }
 
 
@@ -230,7 +231,7 @@ def test_every_task_and_model_family_trains_packed_exactly_as_alone(family):
         "name": "f",
         **FAMILIES[family],
         "training": {"steps": 6, "eval_every": 2, "precision": "float64",
-                     "optimizer": "sgd" if family == "sparse" else "adamw"},
+                     "optimizer": "sgd" if family in ("sparse", "matrix") else "adamw"},
         "grid": {"decoder_lr": [1e-3, 1e-2], "init_scale": [1.0, 2.0], "train_fraction": [0.5]},
     }
     spec = spec_from_dict(data)
@@ -268,3 +269,76 @@ def test_log_schedule_is_dense_then_geometric():
     assert all(1.1 < r < 1.4 for r in ratios[:-1])
     spec = small_spec(training={"steps": 5000, "eval_every": 100, "log_schedule": {"dense_until": 500, "per_decade": 4}})
     assert train.logged_steps(spec) == [0, 100, 200, 300, 400, 500, 889, 1581, 2812, 5000]
+
+
+def test_warmup_matches_torch_adamw_with_a_linear_lambda_schedule():
+    torch.manual_seed(1)
+    batched = torch.nn.Parameter(torch.randn(2, 3, dtype=torch.float64))
+    single = torch.nn.Parameter(batched[1].detach().clone())
+    ours = BatchedAdamW([ParamGroup([batched], [1e-2, 5e-2], [0.0, 1.0])], betas=(0.9, 0.98), warmup_steps=10)
+    theirs = torch.optim.AdamW([single], lr=5e-2, weight_decay=1.0, betas=(0.9, 0.98))
+    schedule = torch.optim.lr_scheduler.LambdaLR(theirs, lambda e: min(1.0, (e + 1) / 10))
+    for _ in range(25):
+        ours.zero_grad()
+        (batched**2).sum().backward()
+        ours.step()
+        theirs.zero_grad()
+        (single**2).sum().backward()
+        theirs.step()
+        schedule.step()
+    torch.testing.assert_close(batched[1].detach(), single.detach(), rtol=1e-12, atol=1e-14)
+
+
+def test_minibatches_are_per_run_draws_from_the_train_set():
+    spec = small_spec(training={"steps": 30, "eval_every": 10, "precision": "float64", "batch_size": 7})
+    runs = grid.expand(spec)[:4]
+    state = train.build_pack(spec, runs)
+    masks = [train.batch_mask(state) for _ in range(3)]
+    for mask in masks:
+        assert mask.sum(dim=1).tolist() == [7] * 4
+        assert not (mask & ~state.train_mask).any()
+    assert not torch.equal(masks[0], masks[1])
+    packed = rows_by_run(spec, runs)
+    for run in runs:
+        alone = rows_by_run(spec, [run])[run.run_id]
+        for a, b in zip(alone, packed[run.run_id], strict=True):
+            assert math.isclose(a["train_loss"], b["train_loss"], rel_tol=1e-9), run
+    # A larger batch than a run's train set is that run's full batch.
+    big = small_spec(training={"steps": 5, "eval_every": 5, "precision": "float64", "batch_size": 10_000})
+    full = small_spec(training={"steps": 5, "eval_every": 5, "precision": "float64"})
+    run_big, run_full = grid.expand(big)[0], grid.expand(full)[0]
+    last_big = rows_by_run(big, [run_big])[run_big.run_id][-1]
+    last_full = rows_by_run(full, [run_full])[run_full.run_id][-1]
+    assert math.isclose(last_big["train_loss"], last_full["train_loss"], rel_tol=1e-12)
+
+
+def test_a_restored_minibatch_trainer_continues_exactly():
+    spec = small_spec(training={"steps": 60, "eval_every": 10, "batch_size": 5, "warmup_steps": 7})
+    runs = grid.expand(spec)[:3]
+    straight = [row for rows in train.run_pack(spec, runs) for row in rows]
+    first = train.PackTrainer(spec, runs)
+    seen = []
+    for i, rows in enumerate(first.rows()):
+        seen.extend(rows)
+        if i == 2:
+            saved = first.state_dict()
+            break
+    second = train.PackTrainer(spec, runs)
+    second.load_state_dict(saved)
+    for rows in second.rows():
+        seen.extend(rows)
+    key = lambda r: (r["run_id"], r["step"])  # noqa: E731
+    expected = {key(r): r["train_loss"] for r in straight}
+    assert {key(r): r["train_loss"] for r in seen} == expected
+
+
+def test_matrix_completion_accuracy_is_the_share_within_tolerance():
+    outputs = torch.tensor([[[0.05], [1.0], [-0.3]]], dtype=torch.float64)
+    targets = torch.tensor([0.0, 1.2, -0.31], dtype=torch.float64)
+    assert metrics.within_tolerance(outputs, targets, 0.1).tolist() == [[True, False, True]]
+    spec = spec_from_dict({"name": "m", **FAMILIES["matrix"], "training": {"steps": 400, "eval_every": 100, "optimizer": "sgd"},
+                           "grid": {"repr_lr": [0.05], "decoder_lr": [0.05], "train_fraction": [0.6]}})
+    rows = rows_by_run(spec, grid.expand(spec))
+    (curve,) = rows.values()
+    assert curve[-1]["train_loss"] < curve[0]["train_loss"] / 5
+    assert curve[-1]["train_acc"] > curve[0]["train_acc"]

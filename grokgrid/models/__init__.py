@@ -9,12 +9,12 @@ from typing import Sequence
 
 import torch
 
-from grokgrid.models.diagonal import DiagonalLinearNet
+from grokgrid.models.diagonal import DiagonalLinearNet, FactorizedMatrix
 from grokgrid.models.mlp import MLP
 from grokgrid.models.toy import ToyModel
 from grokgrid.models.transformer import Transformer
 
-__all__ = ["DiagonalLinearNet", "MLP", "ToyModel", "Transformer", "build_model"]
+__all__ = ["DiagonalLinearNet", "FactorizedMatrix", "MLP", "ToyModel", "Transformer", "build_model"]
 
 
 def build_model(model, data, out_dim: int, seeds: Sequence[int], init_scales: Sequence[float], dtype: torch.dtype) -> torch.nn.Module:
@@ -35,6 +35,8 @@ def build_model(model, data, out_dim: int, seeds: Sequence[int], init_scales: Se
                            activation=model.activation, **runs)
     if model.name == "diagonal":
         return DiagonalLinearNet(dim=data.inputs.shape[1], parametrization=model.parametrization, output="binary", **runs)
+    if model.name == "factorized":
+        return FactorizedMatrix(rows=data.n_tokens, cols=data.n_tokens, width=model.width, **runs)
     raise ValueError(f"unknown model {model.name!r}")
 
 

@@ -13,7 +13,7 @@ import torch
 from grokgrid.tasks.digits import Digits
 from grokgrid.tasks.modular import ModularArithmetic
 from grokgrid.tasks.permutations import PermutationGroup
-from grokgrid.tasks.sparse import SparseLinearClassification
+from grokgrid.tasks.sparse import MatrixCompletion, SparseLinearClassification
 from grokgrid.tasks.toy_addition import ToyAddition, derive_seed, split_mask
 
 __all__ = ["TaskData", "ToyAddition", "derive_seed", "load_task", "split_mask"]
@@ -22,13 +22,14 @@ __all__ = ["TaskData", "ToyAddition", "derive_seed", "load_task", "split_mask"]
 @dataclass(frozen=True)
 class TaskData:
     inputs: torch.Tensor  # what the model reads: [N, 2] tokens, [N, L] sequences or [N, F] features
-    targets: torch.Tensor  # [N] int64 classes
-    n_classes: int
+    targets: torch.Tensor  # [N] int64 classes, or float targets for regression
+    n_classes: int | None  # None: regression (matrix completion)
     n_tokens: int | None  # operand vocabulary (token tasks)
     n_vocab: int | None  # sequence vocabulary (transformer inputs)
     pairs: torch.Tensor | None  # [N, 2] operands, for commutativity
     commutative: bool
     addition_modulus: int | None | bool  # RQI: None = plain sums, int = sums mod p, False = n/a
+    tolerance: float | None = None  # regression: |prediction - target| below this counts as correct
 
 
 def load_task(task, *, sequences: bool = False, with_op: bool = False, dtype: torch.dtype = torch.float32) -> TaskData:
@@ -54,4 +55,8 @@ def load_task(task, *, sequences: bool = False, with_op: bool = False, dtype: to
     if task.name == "sparse_linear":
         data = SparseLinearClassification(task.n_samples, task.dim, task.sparsity, data_seed=task.data_seed)
         return TaskData(data.inputs(dtype), data.targets(), 2, None, None, None, False, False)
+    if task.name == "matrix_completion":
+        matrix = MatrixCompletion(task.dim, task.rank, task.data_seed)
+        return TaskData(matrix.inputs(), matrix.targets().to(dtype), None, matrix.n_tokens, None, None, False, False,
+                        tolerance=task.tolerance)
     raise ValueError(f"unknown task {task.name!r}")
