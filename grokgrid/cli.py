@@ -71,8 +71,24 @@ def _flatten(data: object, prefix: str = "") -> dict[str, object]:
 
 
 def _spec_difference(old: dict, new: dict) -> list[str]:
+    """Fields whose change would make the folder mix two sweeps' results. `resources` is not
+    among them: how a sweep executes (CPUs, GPUs, packing) never changes a run's results."""
     a, b = _flatten(old), _flatten(new)
-    return sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+    return sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k) and not k.startswith("resources."))
+
+
+def _with_resources(spec: SweepSpec, cpus_per_trial: float | None, gpus_per_trial: float | None) -> SweepSpec:
+    """The spec with the command line's per-trial resources (None: keep the spec's)."""
+    if cpus_per_trial is not None and not cpus_per_trial > 0:
+        _fail(f"--cpus-per-trial: must be > 0, got {cpus_per_trial:g}; give e.g. 1")
+    if gpus_per_trial is not None and not gpus_per_trial >= 0:
+        _fail(f"--gpus-per-trial: must be >= 0, got {gpus_per_trial:g}; give e.g. 0.25 (four packs per GPU)")
+    resources = dataclasses.replace(
+        spec.resources,
+        cpus_per_trial=spec.resources.cpus_per_trial if cpus_per_trial is None else cpus_per_trial,
+        gpus_per_trial=spec.resources.gpus_per_trial if gpus_per_trial is None else gpus_per_trial,
+    )
+    return dataclasses.replace(spec, resources=resources)
 
 
 def _load_frozen_spec(sweep_dir: Path) -> SweepSpec:
@@ -173,6 +189,8 @@ def sweep(
     report: bool = typer.Option(True, "--report/--no-report", help="Classify the runs and write report.html at the end."),
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster to join (auto, host:6379, ray://...); default: start a local Ray."),
     num_cpus: Optional[int] = typer.Option(None, "--num-cpus", min=1, help="CPUs of the local Ray (default: all)."),
+    cpus_per_trial: Optional[float] = typer.Option(None, "--cpus-per-trial", help="CPUs (torch threads) per pack (default: the spec's resources.cpus_per_trial)."),
+    gpus_per_trial: Optional[float] = typer.Option(None, "--gpus-per-trial", help="GPUs per pack, fractions allowed, e.g. 0.25 (default: the spec's resources.gpus_per_trial)."),
     pack_size: Optional[int] = typer.Option(None, "--pack-size", min=1, help="Runs per trial (default: the spec's resources.pack_size)."),
 ) -> None:
     """Run every run of a sweep spec as Ray Tune trials, then classify and report."""
@@ -180,6 +198,7 @@ def sweep(
         spec = load_spec(spec_path)
     except SpecError as exc:
         _fail(str(exc))
+    spec = _with_resources(spec, cpus_per_trial, gpus_per_trial)
     sweep_dir = (results / spec.name).resolve()
     if _is_foreign(sweep_dir):
         _fail(f"{sweep_dir} exists and is not a grokgrid results folder; move it away or rename the sweep")
@@ -324,10 +343,12 @@ def resume(
     report: bool = typer.Option(True, "--report/--no-report", help="Classify the runs and write report.html at the end."),
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster to join (auto, host:6379, ray://...); default: start a local Ray."),
     num_cpus: Optional[int] = typer.Option(None, "--num-cpus", min=1, help="CPUs of the local Ray (default: all)."),
+    cpus_per_trial: Optional[float] = typer.Option(None, "--cpus-per-trial", help="CPUs (torch threads) per pack (default: the spec's resources.cpus_per_trial)."),
+    gpus_per_trial: Optional[float] = typer.Option(None, "--gpus-per-trial", help="GPUs per pack, fractions allowed, e.g. 0.25 (default: the spec's resources.gpus_per_trial)."),
 ) -> None:
     """Finish an interrupted sweep: every run not done continues from its pack's last checkpoint."""
     sweep_dir = _sweep_dir_argument(sweep_dir)
-    spec = _load_frozen_spec(sweep_dir)
+    spec = _with_resources(_load_frozen_spec(sweep_dir), cpus_per_trial, gpus_per_trial)
     lock = _lock(sweep_dir)
     try:
         runs = grid.expand(spec)

@@ -170,3 +170,20 @@ def test_classify_overrides_and_report_axes(tiny_sweep):
     semi = invoke("classify", sweep_dir, "--semi-min", "0.95")
     assert semi.exit_code == 2 and "semi_min" in semi.stderr
     invoke("classify", sweep_dir)  # leave the spec's labels for the other tests
+
+
+def test_bad_per_trial_resources_are_one_line_errors(tmp_path):
+    spec = write_spec(tmp_path, TINY)
+    for flag, value, words in (("--gpus-per-trial", "-1", "must be >= 0"), ("--cpus-per-trial", "0", "must be > 0")):
+        result = invoke("sweep", spec, "--results", tmp_path / "r", flag, value)
+        assert result.exit_code == 2 and result.stderr.startswith(f"error: {flag}: {words}")
+        assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.slow
+def test_other_resources_on_the_command_line_are_the_same_sweep(tiny_sweep):
+    spec, sweep_dir, _ = tiny_sweep
+    result = invoke("sweep", spec, "--results", sweep_dir.parent, "--cpus-per-trial", "2", "--no-report")
+    assert result.exit_code == 0, result.stderr
+    assert "nothing left to run" in result.stdout
