@@ -104,6 +104,35 @@ def rows_by_run(spec, runs) -> dict[str, list[dict]]:
     return out
 
 
+CORE_COLUMNS = ("train_loss", "val_loss", "train_acc", "val_acc", "weight_norm")
+
+
+def assert_same_rows(alone: list[dict], packed: list[dict], columns=CORE_COLUMNS, label=None, nan_matches=False) -> None:
+    """Row by row, float64 equal to rel 1e-9; with ``nan_matches``, NaN on both sides (a progress
+    measure that does not apply) counts as equal."""
+    for a, b in zip(alone, packed, strict=True):
+        for key in columns:
+            same_nan = nan_matches and math.isnan(a[key]) and math.isnan(b[key])
+            assert same_nan or math.isclose(a[key], b[key], rel_tol=1e-9, abs_tol=1e-12), (label, a["step"], key)
+
+
+def rows_across_a_restart(spec, runs, stop_after: int):
+    """Train, save after the ``stop_after``-th logged step, restore into a new trainer, finish:
+    returns every row yielded and the second trainer."""
+    first = train.PackTrainer(spec, runs)
+    rows_seen = []
+    for i, rows in enumerate(first.rows()):
+        rows_seen.extend(rows)
+        if i == stop_after:
+            saved = first.state_dict()
+            break
+    second = train.PackTrainer(spec, runs)
+    second.load_state_dict(saved)
+    for rows in second.rows():
+        rows_seen.extend(rows)
+    return rows_seen, second
+
+
 def test_logged_steps_and_columns():
     spec = small_spec(training={"steps": 50, "eval_every": 20})
     run = grid.expand(spec)[0]
@@ -118,10 +147,7 @@ def test_a_run_trained_in_a_pack_equals_it_trained_alone(loss):
     runs = grid.expand(spec)
     packed = rows_by_run(spec, runs)
     for run in runs[::3]:
-        alone = rows_by_run(spec, [run])[run.run_id]
-        for a, b in zip(alone, packed[run.run_id], strict=True):
-            for key in ("train_loss", "val_loss", "train_acc", "val_acc", "weight_norm"):
-                assert math.isclose(a[key], b[key], rel_tol=1e-9, abs_tol=1e-12), (run, a["step"], key)
+        assert_same_rows(rows_by_run(spec, [run])[run.run_id], packed[run.run_id], label=run)
 
 
 def test_training_learns_the_train_set():
@@ -166,9 +192,7 @@ def test_early_stop_shrinks_the_pack_and_every_run_still_equals_it_alone():
     for run in runs:
         alone = rows_by_run(spec, [run])[run.run_id]
         assert [r["step"] for r in alone] == [r["step"] for r in packed[run.run_id]]
-        for a, b in zip(alone, packed[run.run_id]):
-            for key in ("train_loss", "val_loss", "train_acc", "val_acc", "weight_norm"):
-                assert math.isclose(a[key], b[key], rel_tol=1e-9, abs_tol=1e-12), (run, a["step"], key)
+        assert_same_rows(alone, packed[run.run_id], label=run)
     for run in stopped:
         last = packed[run.run_id][-3:]
         assert all(r["train_acc"] >= 0.5 and r["val_acc"] >= 0.5 for r in last)
@@ -193,23 +217,13 @@ def test_a_restored_trainer_continues_exactly(stop_after):
     spec = small_spec(training={"steps": 100, "eval_every": 10, "early_stop": {"threshold": 0.5, "patience": 2}})
     runs = grid.expand(spec)[:4]
     straight = [row for rows in train.run_pack(spec, runs) for row in rows]
-    first = train.PackTrainer(spec, runs)
-    resumed_rows = []
-    for i, rows in enumerate(first.rows()):
-        resumed_rows.extend(rows)
-        if i == stop_after:
-            saved = first.state_dict()
-            break
-    second = train.PackTrainer(spec, runs)
-    second.load_state_dict(saved)
-    for rows in second.rows():
-        resumed_rows.extend(rows)
+    resumed_rows, second = rows_across_a_restart(spec, runs, stop_after)
     assert second.finished
     key = lambda r: (r["run_id"], r["step"])  # noqa: E731
     assert sorted(map(key, resumed_rows)) == sorted(map(key, straight))
     by_key = {key(r): r for r in straight}
     for row in resumed_rows:
-        for column in ("train_loss", "val_loss", "train_acc", "val_acc", "weight_norm"):
+        for column in CORE_COLUMNS:
             assert row[column] == by_key[key(row)][column], (key(row), column)
 
 
@@ -238,12 +252,8 @@ def test_every_task_and_model_family_trains_packed_exactly_as_alone(family):
     runs = grid.expand(spec)
     packed = rows_by_run(spec, runs)
     for run in runs[::2]:
-        alone = rows_by_run(spec, [run])[run.run_id]
-        for a, b in zip(alone, packed[run.run_id], strict=True):
-            for key in store.METRIC_COLUMNS:
-                if key in ("run_id", "elapsed_s"):
-                    continue
-                assert (math.isnan(a[key]) and math.isnan(b[key])) or math.isclose(a[key], b[key], rel_tol=1e-9, abs_tol=1e-12), (family, key)
+        columns = [c for c in store.METRIC_COLUMNS if c not in ("run_id", "elapsed_s")]
+        assert_same_rows(rows_by_run(spec, [run])[run.run_id], packed[run.run_id], columns, label=family, nan_matches=True)
 
 
 def test_progress_measures_apply_where_they_should():
@@ -316,17 +326,7 @@ def test_a_restored_minibatch_trainer_continues_exactly():
     spec = small_spec(training={"steps": 60, "eval_every": 10, "batch_size": 5, "warmup_steps": 7})
     runs = grid.expand(spec)[:3]
     straight = [row for rows in train.run_pack(spec, runs) for row in rows]
-    first = train.PackTrainer(spec, runs)
-    seen = []
-    for i, rows in enumerate(first.rows()):
-        seen.extend(rows)
-        if i == 2:
-            saved = first.state_dict()
-            break
-    second = train.PackTrainer(spec, runs)
-    second.load_state_dict(saved)
-    for rows in second.rows():
-        seen.extend(rows)
+    seen, _ = rows_across_a_restart(spec, runs, stop_after=2)
     key = lambda r: (r["run_id"], r["step"])  # noqa: E731
     expected = {key(r): r["train_loss"] for r in straight}
     assert {key(r): r["train_loss"] for r in seen} == expected
