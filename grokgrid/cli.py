@@ -221,10 +221,11 @@ def sweep(
             if not lock.held:
                 lock = _lock(sweep_dir)
             packs, size = _make_packs(tune_sweep, spec, todo, pack_size)
-            pack_of = {**_previous_packs(sweep_dir), **{r.run_id: p.pack_id for p in packs for r in p.runs}}
-            table = _write_tables(spec, sweep_dir, runs, pack_of, done)
-            console.print(f"{len(todo)} runs in {len(packs)} packs of up to {size} (one Ray Tune trial each)")
-            _train(tune_sweep, spec, sweep_dir, packs, table, restore=False, started=started)
+            _record_and_train(
+                tune_sweep, spec, sweep_dir, runs, done, _previous_packs(sweep_dir), packs,
+                f"{len(todo)} runs in {len(packs)} packs of up to {size} (one Ray Tune trial each)",
+                restore=False, started=started,
+            )
         if report:
             _classify(sweep_dir, spec)
             _report(sweep_dir, axes=None)
@@ -252,6 +253,16 @@ def _make_packs(tune_sweep, spec: SweepSpec, todo: list[grid.RunConfig], pack_si
         slots = tune_sweep.parallel_slots(spec.resources)
         size = grid.auto_pack_size(len(todo), slots, spec.resources.gpus_per_trial > 0, train.parameters_per_run(spec))
     return grid.pack(todo, size), size
+
+
+def _record_and_train(tune_sweep, spec, sweep_dir: Path, runs, done, previous: dict[str, str], packs, message: str,
+                      *, restore: bool, started: float) -> None:
+    """Write the spec and the runs table (each run's pack: this launch's, else its earlier one),
+    say how the runs are packed, and train."""
+    pack_of = {**previous, **{r.run_id: p.pack_id for p in packs for r in p.runs}}
+    table = _write_tables(spec, sweep_dir, runs, pack_of, done)
+    console.print(message)
+    _train(tune_sweep, spec, sweep_dir, packs, table, restore=restore, started=started)
 
 
 def _write_tables(spec: SweepSpec, sweep_dir: Path, runs, pack_of: dict[str, str], done: set[str]) -> pd.DataFrame:
@@ -368,10 +379,11 @@ def resume(
             if fresh:
                 extra, _ = _make_packs(tune_sweep, spec, fresh, None)
                 packs += extra
-            pack_of = {**previous, **{r.run_id: p.pack_id for p in packs for r in p.runs}}
-            table = _write_tables(spec, sweep_dir, runs, pack_of, done)
-            console.print(f"{len(todo)} runs in {len(packs)} packs; each continues from its last checkpoint")
-            _train(tune_sweep, spec, sweep_dir, packs, table, restore=True, started=started)
+            _record_and_train(
+                tune_sweep, spec, sweep_dir, runs, done, previous, packs,
+                f"{len(todo)} runs in {len(packs)} packs; each continues from its last checkpoint",
+                restore=True, started=started,
+            )
         if report:
             _classify(sweep_dir, spec)
             _report(sweep_dir, axes=None)
