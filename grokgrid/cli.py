@@ -8,7 +8,8 @@ code 2, no traceback, and nothing written.
 from __future__ import annotations
 
 import dataclasses
-import shutil
+import hashlib
+import os
 import sys
 import time
 import warnings
@@ -26,6 +27,7 @@ from grokgrid import __version__, grid, phases, store
 from grokgrid.lock import LOCK_FILE, SweepLock, SweepLocked
 from grokgrid.lock import holder as lock_holder
 from grokgrid.spec import HYPERPARAMETERS, SpecError, SweepSpec, dump_spec, load_spec, spec_from_dict
+from grokgrid.storage import Location, StorageError, as_location
 
 app = typer.Typer(
     name="grokgrid",
@@ -38,6 +40,7 @@ console = Console(stderr=False, highlight=False)
 errors = Console(stderr=True, highlight=False, soft_wrap=True)
 
 EXIT_USAGE = 2
+SWEEP_DIR_HELP = "A sweep's results folder, e.g. results/quickstart or s3://bucket/results/quickstart."
 
 
 def _fail(message: str) -> NoReturn:
@@ -91,7 +94,7 @@ def _with_resources(spec: SweepSpec, cpus_per_trial: float | None, gpus_per_tria
     return dataclasses.replace(spec, resources=resources)
 
 
-def _load_frozen_spec(sweep_dir: Path) -> SweepSpec:
+def _load_frozen_spec(sweep_dir: Location) -> SweepSpec:
     """The spec a results folder was made with (its frozen copy)."""
     path = sweep_dir / store.SPEC_FILE
     if not path.is_file():
@@ -102,7 +105,7 @@ def _load_frozen_spec(sweep_dir: Path) -> SweepSpec:
         _fail(f"{path}: the frozen spec is unreadable ({exc}); rerun the sweep with --overwrite")
 
 
-def _is_foreign(sweep_dir: Path) -> bool:
+def _is_foreign(sweep_dir: Location) -> bool:
     """A non-empty folder that is not a grokgrid results folder (never written into)."""
     return (
         sweep_dir.exists()
@@ -111,7 +114,7 @@ def _is_foreign(sweep_dir: Path) -> bool:
     )
 
 
-def _prepare_folder(spec: SweepSpec, sweep_dir: Path, overwrite: bool) -> set[str]:
+def _prepare_folder(spec: SweepSpec, sweep_dir: Location, overwrite: bool) -> set[str]:
     """Check the results folder before writing anything; returns the ids of runs already done.
 
     Same spec again: runs marked done are kept and skipped. A different spec: refused unless
@@ -126,12 +129,8 @@ def _prepare_folder(spec: SweepSpec, sweep_dir: Path, overwrite: bool) -> set[st
         return set()
     if overwrite:
         for child in sweep_dir.iterdir():
-            if child.name == LOCK_FILE:
-                continue
-            if child.is_dir() and not child.is_symlink():
-                shutil.rmtree(child)
-            else:
-                child.unlink()
+            if child.name != LOCK_FILE:
+                child.remove()
         return set()
     old = _load_frozen_spec(sweep_dir)
     changed = _spec_difference(old.to_dict(), spec.to_dict())
@@ -147,31 +146,53 @@ def _prepare_folder(spec: SweepSpec, sweep_dir: Path, overwrite: bool) -> set[st
     return set(runs.loc[runs["status"] == "done", "run_id"])
 
 
-def _runs_table(runs: list[grid.RunConfig], pack_of: dict[str, str], done: set[str]) -> pd.DataFrame:
+def _runs_table(runs: list[grid.RunConfig], pack_of: dict[str, str], done: set[str], node_of: dict[str, str]) -> pd.DataFrame:
+    """One row per run: ids, hyperparameters, status, and the Ray node that trained its pack."""
     rows = [
         {
             "run_id": r.run_id,
             "pack_id": pack_of.get(r.run_id, ""),
             **r.hyperparameters(),
             "status": "done" if r.run_id in done else "pending",
+            "node_id": node_of.get(r.run_id, ""),
         }
         for r in runs
     ]
-    return pd.DataFrame(rows, columns=["run_id", "pack_id", *HYPERPARAMETERS, "status"])
+    return pd.DataFrame(rows, columns=["run_id", "pack_id", *HYPERPARAMETERS, "status", "node_id"])
 
 
-def _previous_packs(sweep_dir: Path) -> dict[str, str]:
+def _previous_column(sweep_dir: Location, column: str) -> dict[str, str]:
+    """run_id -> a non-empty text column (pack_id, node_id) of the folder's runs table."""
     try:
         runs = store.read_runs(sweep_dir)
-    except Exception:  # noqa: BLE001 - no (readable) runs table: no earlier packs to remember
+    except Exception:  # noqa: BLE001 - no (readable) runs table: nothing earlier to remember
         return {}
-    return {r: p for r, p in zip(runs["run_id"], runs["pack_id"]) if isinstance(p, str) and p}
+    if column not in runs.columns:
+        return {}
+    return {r: v for r, v in zip(runs["run_id"], runs[column]) if isinstance(v, str) and v}
 
 
-def _lock(sweep_dir: Path) -> SweepLock:
+def _previous_packs(sweep_dir: Location) -> dict[str, str]:
+    return _previous_column(sweep_dir, "pack_id")
+
+
+def _lock_folder(sweep_dir: Location) -> Path:
+    """The local folder whose lock file guards the sweep: the results folder itself, or for
+    results under a filesystem URI (no flock there) a folder of this machine's cache."""
+    if sweep_dir.local is not None:
+        return sweep_dir.local
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "grokgrid" / "locks" / hashlib.sha256(sweep_dir.uri.encode()).hexdigest()[:16]
+
+
+def _sweep_lock(sweep_dir: Location) -> SweepLock:
+    return SweepLock(_lock_folder(sweep_dir), label=str(sweep_dir))
+
+
+def _lock(sweep_dir: Location) -> SweepLock:
     """Take the sweep folder's lock for this driver's lifetime, or fail (exit 2) naming its holder."""
     try:
-        return SweepLock(sweep_dir).acquire()
+        return _sweep_lock(sweep_dir).acquire()
     except SweepLocked as exc:
         _fail(str(exc))
     except OSError as exc:
@@ -184,7 +205,11 @@ def _lock(sweep_dir: Path) -> SweepLock:
 @app.command()
 def sweep(
     spec_path: Path = typer.Argument(..., help="Sweep spec (YAML), e.g. sweeps/quickstart.yaml.", show_default=False),
-    results: Path = typer.Option(Path("results"), "--results", help="Folder that holds one folder per sweep."),
+    results: str = typer.Option(
+        "results", "--storage", "--results",
+        help="Where the sweep's results folder goes: a local or NFS folder, or a pyarrow filesystem URI "
+        "(s3://bucket/prefix, gs://bucket/prefix, file:///path) that every Ray node can reach.",
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Delete an existing results folder of this sweep first."),
     report: bool = typer.Option(True, "--report/--no-report", help="Classify the runs and write report.html at the end."),
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster to join (auto, host:6379, ray://...); default: start a local Ray."),
@@ -199,12 +224,12 @@ def sweep(
     except SpecError as exc:
         _fail(str(exc))
     spec = _with_resources(spec, cpus_per_trial, gpus_per_trial)
-    sweep_dir = (results / spec.name).resolve()
+    sweep_dir = _location("--storage", results) / spec.name
     if _is_foreign(sweep_dir):
         _fail(f"{sweep_dir} exists and is not a grokgrid results folder; move it away or rename the sweep")
     # An existing folder is locked before it is read or replaced; a new one once Ray is up
     # (so that a bad --address leaves nothing behind).
-    lock = _lock(sweep_dir) if sweep_dir.exists() else SweepLock(sweep_dir)
+    lock = _lock(sweep_dir) if sweep_dir.exists() else _sweep_lock(sweep_dir)
     try:
         done = _prepare_folder(spec, sweep_dir, overwrite)
         runs = grid.expand(spec)
@@ -255,39 +280,44 @@ def _make_packs(tune_sweep, spec: SweepSpec, todo: list[grid.RunConfig], pack_si
     return grid.pack(todo, size), size
 
 
-def _record_and_train(tune_sweep, spec, sweep_dir: Path, runs, done, previous: dict[str, str], packs, message: str,
+def _record_and_train(tune_sweep, spec, sweep_dir: Location, runs, done, previous: dict[str, str], packs, message: str,
                       *, restore: bool, started: float) -> None:
     """Write the spec and the runs table (each run's pack: this launch's, else its earlier one),
     say how the runs are packed, and train."""
     pack_of = {**previous, **{r.run_id: p.pack_id for p in packs for r in p.runs}}
-    table = _write_tables(spec, sweep_dir, runs, pack_of, done)
+    node_of = {r: n for r, n in _previous_column(sweep_dir, "node_id").items() if r in done}
+    table = _write_tables(spec, sweep_dir, runs, pack_of, done, node_of)
     console.print(message)
     _train(tune_sweep, spec, sweep_dir, packs, table, restore=restore, started=started)
 
 
-def _write_tables(spec: SweepSpec, sweep_dir: Path, runs, pack_of: dict[str, str], done: set[str]) -> pd.DataFrame:
-    table = _runs_table(runs, pack_of, done)
-    sweep_dir.mkdir(parents=True, exist_ok=True)
+def _write_tables(spec: SweepSpec, sweep_dir: Location, runs, pack_of: dict[str, str], done: set[str],
+                  node_of: dict[str, str]) -> pd.DataFrame:
+    table = _runs_table(runs, pack_of, done, node_of)
+    sweep_dir.mkdir()
     store.atomic_write_text(sweep_dir / store.SPEC_FILE, dump_spec(spec))
     store.write_runs(sweep_dir, table)
     return table
 
 
-def _train(tune_sweep, spec: SweepSpec, sweep_dir: Path, packs, table: pd.DataFrame, *, restore: bool, started: float) -> None:
+def _train(tune_sweep, spec: SweepSpec, sweep_dir: Location, packs, table: pd.DataFrame, *, restore: bool, started: float) -> None:
     failed = _launch_with_progress(tune_sweep, spec, sweep_dir, packs, table, restore=restore)
     if failed:
         errors.print(f"{failed} run(s) failed; their status is 'failed' in {sweep_dir / store.RUNS_FILE}", markup=False)
     elif (table["status"] == "done").all():
         # Every run is finished: the pack checkpoints (ours and Tune's copies) can only ever be
         # resumed into nothing; Tune's experiment state itself stays.
-        shutil.rmtree(sweep_dir / store.CHECKPOINTS_DIR, ignore_errors=True)
-        for folder in (sweep_dir / store.TUNE_DIR).glob("pack_*/checkpoint_*"):
-            shutil.rmtree(folder, ignore_errors=True)
+        (sweep_dir / store.CHECKPOINTS_DIR).rmtree()
+        for trial in (sweep_dir / store.TUNE_DIR).iterdir():
+            if trial.name.startswith("pack_"):
+                for folder in trial.iterdir():
+                    if folder.name.startswith("checkpoint_"):
+                        folder.rmtree()
     console.print(f"trained in {time.perf_counter() - started:.1f} s; results in {sweep_dir}")
 
 
 def _launch_with_progress(
-    tune_sweep, spec: SweepSpec, sweep_dir: Path, packs: list[grid.Pack], table: pd.DataFrame, *, restore: bool = False
+    tune_sweep, spec: SweepSpec, sweep_dir: Location, packs: list[grid.Pack], table: pd.DataFrame, *, restore: bool = False
 ) -> int:
     """Train the packs with a progress bar (in run-steps); keep runs.parquet's status current.
 
@@ -316,7 +346,10 @@ def _launch_with_progress(
             progress.update(bar, completed=sum(size_of[p] * s for p, s in reached.items()))
 
         def record(outcome) -> None:
-            table.loc[table["run_id"].isin(outcome.run_ids), "status"] = "done" if outcome.ok else "failed"
+            members = table["run_id"].isin(outcome.run_ids)
+            table.loc[members, "status"] = "done" if outcome.ok else "failed"
+            if outcome.node_id:
+                table.loc[members, "node_id"] = outcome.node_id
             if outcome.pack_id in size_of:
                 finished_packs.add(outcome.pack_id)
                 (failed_packs.add if not outcome.ok else failed_packs.discard)(outcome.pack_id)
@@ -350,7 +383,7 @@ def _launch_with_progress(
 
 @app.command()
 def resume(
-    sweep_dir: Path = typer.Argument(..., help="A sweep's results folder, e.g. results/quickstart.", show_default=False),
+    sweep_dir: str = typer.Argument(..., help=SWEEP_DIR_HELP, show_default=False),
     report: bool = typer.Option(True, "--report/--no-report", help="Classify the runs and write report.html at the end."),
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster to join (auto, host:6379, ray://...); default: start a local Ray."),
     num_cpus: Optional[int] = typer.Option(None, "--num-cpus", min=1, help="CPUs of the local Ray (default: all)."),
@@ -412,7 +445,7 @@ def _regroup(todo: list[grid.RunConfig], pack_of: dict[str, str]) -> tuple[list[
 
 @app.command()
 def status(
-    sweep_dir: Path = typer.Argument(..., help="A sweep's results folder, e.g. results/quickstart.", show_default=False),
+    sweep_dir: str = typer.Argument(..., help=SWEEP_DIR_HELP, show_default=False),
 ) -> None:
     """How far a sweep is: runs done / running / pending / failed, and the phases so far."""
     sweep_dir = _sweep_dir_argument(sweep_dir)
@@ -444,7 +477,7 @@ def status(
         f"{counts['pending']} pending, {counts['failed']} failed; "
         f"{reached}/{len(statuses) * steps} run-steps on disk ({100 * reached / max(1, len(statuses) * steps):.0f}%)"
     )
-    holder = lock_holder(sweep_dir)
+    holder = lock_holder(_lock_folder(sweep_dir))
     if holder is not None:
         console.print(f"driver: {holder.describe()} ({holder.command})", markup=False)
     elif counts["running"] or counts["pending"] or counts["failed"]:
@@ -471,7 +504,7 @@ def _criteria(spec: SweepSpec, overrides: dict) -> phases.PhaseCriteria:
         _fail(f"{exc}; pass a valid value on the command line or fix 'phases' in the spec")
 
 
-def _classify(sweep_dir: Path, spec: SweepSpec, overrides: dict | None = None) -> pd.DataFrame:
+def _classify(sweep_dir: Location, spec: SweepSpec, overrides: dict | None = None) -> pd.DataFrame:
     criteria = _criteria(spec, overrides or {})
     labels = phases.classify(store.read_metrics(sweep_dir), criteria)
     store.write_labels(sweep_dir, labels)
@@ -489,26 +522,37 @@ def _classify(sweep_dir: Path, spec: SweepSpec, overrides: dict | None = None) -
     return labels
 
 
-def _report(sweep_dir: Path, axes: tuple[str, str] | None, facet: str | None = None) -> Path:
+def _report(sweep_dir: Location, axes: tuple[str, str] | None, facet: str | None = None, out: Path | None = None) -> Path | Location:
     from grokgrid import report as report_module
 
     try:
-        path = report_module.write_report(sweep_dir, axes=axes, facet=facet)
+        path = report_module.write_report(sweep_dir, axes=axes, facet=facet, out=out)
     except ValueError as exc:
         _fail(f"{'--facet' if str(exc).startswith('facet') else '--axes'}: {exc}")
     console.print(f"report: {path}")
+    if not isinstance(path, Path):  # under a URI: say how to get a copy to open
+        console.print(f"(to open it here: `grokgrid report {sweep_dir} --out report.html`)", markup=False)
     return path
 
 
-def _sweep_dir_argument(sweep_dir: Path) -> Path:
+def _location(option: str, text: str) -> Location:
+    """A results location from the command line, or exit 2 naming the option and the fix."""
+    try:
+        return as_location(text)
+    except StorageError as exc:
+        _fail(f"{option} {exc}; give a local folder or a URI such as s3://bucket/prefix (pyarrow must support its scheme)")
+
+
+def _sweep_dir_argument(text: str) -> Location:
+    sweep_dir = _location("SWEEP_DIR", text)
     if not sweep_dir.is_dir():
         _fail(f"{sweep_dir}: no such folder; give a sweep's results folder, e.g. results/quickstart")
-    return sweep_dir.resolve()
+    return sweep_dir
 
 
 @app.command()
 def classify(
-    sweep_dir: Path = typer.Argument(..., help="A sweep's results folder, e.g. results/quickstart.", show_default=False),
+    sweep_dir: str = typer.Argument(..., help=SWEEP_DIR_HELP, show_default=False),
     threshold: Optional[float] = typer.Option(None, help="Accuracy threshold (default: the spec's phases.threshold)."),
     gap: Optional[int] = typer.Option(None, help="Grokking gap G in steps (default: the spec's phases.gap)."),
     budget: Optional[int] = typer.Option(None, help="Only steps <= budget count (default: the spec's phases.budget)."),
@@ -528,9 +572,10 @@ def classify(
 
 @app.command()
 def report(
-    sweep_dir: Path = typer.Argument(..., help="A sweep's results folder, e.g. results/quickstart.", show_default=False),
+    sweep_dir: str = typer.Argument(..., help=SWEEP_DIR_HELP, show_default=False),
     axes: Optional[str] = typer.Option(None, help="Two swept hyperparameters for the phase diagram, e.g. repr_lr,decoder_lr."),
     facet: Optional[str] = typer.Option(None, help="A third hyperparameter: one row of phase-diagram panels per value, e.g. decoder_wd."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the HTML here instead of <sweep_dir>/report.html (e.g. a local copy of a report on s3://)."),
 ) -> None:
     """Write report.html: the phase diagram and the runs' learning curves (opens offline)."""
     sweep_dir = _sweep_dir_argument(sweep_dir)
@@ -543,7 +588,7 @@ def report(
         if len(parts) != 2 or not all(parts):
             _fail(f"--axes {axes!r}: give two hyperparameters separated by a comma, e.g. repr_lr,decoder_lr")
         pair = (parts[0], parts[1])
-    _report(sweep_dir, pair, facet)
+    _report(sweep_dir, pair, facet, out)
 
 
 def run() -> None:  # pragma: no cover - the console script's entry point

@@ -10,6 +10,10 @@ On release the file is removed, so a finished sweep's folder holds no lock file.
 lock file races with a driver that opened it just before: ``acquire`` therefore checks, once it
 holds the lock, that the file it locked is still the one at the path, and retries otherwise.
 
+Results under a filesystem URI (s3://...) have no local folder to lock: the CLI locks a folder of
+the driver machine's cache named after the URI instead, which stops a second driver on the same
+machine (not one on another machine; README "Running on a cluster").
+
 Standard library only (POSIX ``fcntl``).
 """
 
@@ -44,7 +48,7 @@ class Holder:
 class SweepLocked(RuntimeError):
     """Another live driver holds the sweep's lock."""
 
-    def __init__(self, sweep_dir: Path, holder: Holder):
+    def __init__(self, sweep_dir: Path | str, holder: Holder):
         self.sweep_dir, self.holder = sweep_dir, holder
         super().__init__(f"{sweep_dir} is in use by {holder.describe()}; wait for it or stop it")
 
@@ -68,10 +72,14 @@ def _read_holder(fd: int) -> Holder:
 
 
 class SweepLock:
-    """``with SweepLock(sweep_dir, "grokgrid resume ..."):`` or ``acquire()`` / ``release()``."""
+    """``with SweepLock(sweep_dir, "grokgrid resume ..."):`` or ``acquire()`` / ``release()``.
 
-    def __init__(self, sweep_dir: str | os.PathLike, command: str | None = None):
+    ``sweep_dir`` is the local folder that holds the lock file; ``label`` names the sweep in
+    messages when that is not its results folder (results under a filesystem URI)."""
+
+    def __init__(self, sweep_dir: str | os.PathLike, command: str | None = None, label: str | None = None):
         self.sweep_dir = Path(sweep_dir)
+        self.label = label or str(self.sweep_dir)
         self.path = self.sweep_dir / LOCK_FILE
         self.command = command if command is not None else " ".join(["grokgrid", *sys.argv[1:]])
         self._fd: int | None = None
@@ -92,7 +100,7 @@ class SweepLock:
             except BlockingIOError:
                 holder = _read_holder(fd)
                 os.close(fd)
-                raise SweepLocked(self.sweep_dir, holder) from None
+                raise SweepLocked(self.label, holder) from None
             except BaseException:
                 os.close(fd)
                 raise

@@ -52,6 +52,7 @@ import plotly.offline
 
 from grokgrid import store
 from grokgrid.phases import DETAIL_PHASE, DETAILS, PHASE_COLORS, PHASES
+from grokgrid.storage import Location, PathLike, as_location
 
 # Hyperparameter columns of the runs table, in the order the default axes are picked from.
 HYPERPARAMETERS = ("repr_lr", "decoder_lr", "repr_wd", "decoder_wd", "init_scale", "train_fraction", "seed")
@@ -1794,24 +1795,26 @@ def grokgrid_version() -> str:
 
 
 def write_report(
-    sweep_dir: Path | str,
+    sweep_dir: PathLike,
     *,
     axes: Sequence[str | None] | None = None,
     facet: str | None = None,
-) -> Path:
-    """Read a results folder and write ``<sweep_dir>/report.html`` atomically; returns its path.
+    out: PathLike | None = None,
+) -> Path | Location:
+    """Read a results folder (a local path or a filesystem URI) and write ``report.html``
+    atomically, in it or at ``out``; returns where it went (a Path when that is local).
 
     A bad axis or facet name is a ValueError (naming it and the valid ones) and writes nothing.
     """
-    sweep_dir = Path(sweep_dir)
+    sweep_dir = as_location(sweep_dir)
     runs = store.read_runs(sweep_dir)
     labels = store.read_labels(sweep_dir)
     resolve_facet(runs, facet, resolve_axes(runs, axes))  # fail before reading the metrics
     metrics = store.read_metrics(sweep_dir)
-    name = sweep_dir.resolve().name
+    name = sweep_dir.name
     meta: dict[str, object] = {
         "sweep": name,
-        "results folder": str(sweep_dir.resolve()),
+        "results folder": str(sweep_dir),
         "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "grokgrid version": grokgrid_version(),
     }
@@ -1819,6 +1822,6 @@ def write_report(
     if spec_path.is_file():
         meta["spec"] = spec_path.read_text(encoding="utf-8")
     text = render_report(runs, labels, metrics, title=name, axes=axes, facet=facet, meta=meta)
-    path = sweep_dir / store.REPORT_FILE
+    path = sweep_dir / store.REPORT_FILE if out is None else as_location(out)
     store.atomic_write_text(path, text)
-    return path
+    return path.local or path

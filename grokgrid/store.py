@@ -1,8 +1,9 @@
 """The results folder: one explicit Parquet schema per table, atomic writers, tolerant readers.
 
-Everything a sweep produces lives under ``results/<sweep>/`` (layout in DESIGN.md section 1).
-Writers never leave a half-written file behind: they write a temp file whose name starts with
-"." (so readers ignore it) and ``os.replace`` it into place. Readers skip torn or foreign files
+Everything a sweep produces lives under ``results/<sweep>/`` (layout in DESIGN.md section 1), a
+local folder or a pyarrow filesystem URI (storage.py); every function takes either. Writers never
+leave a half-written file behind: they write a temp file whose name starts with "." (so readers
+ignore it) and move it into place. Readers skip torn or foreign files
 with a warning instead of crashing, and dedupe metric rows on (run_id, step).
 
 No torch or Ray import here: reports must work on a laptop with only pandas and pyarrow.
@@ -10,15 +11,14 @@ No torch or Ray import here: reports must work on a laptop with only pandas and 
 
 from __future__ import annotations
 
-import os
-import tempfile
 import warnings
-from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from grokgrid.storage import Location, PathLike, as_location
 
 # Per-step metrics: one row per (run, logged step). Types are explicit so that a part written
 # by one worker never drifts (int vs float) from another's.
@@ -83,43 +83,24 @@ RUN_STATUSES = ("pending", "done", "failed")
 # ----------------------------------------------------------------------------- atomic writes
 
 
-def _temp_path_beside(path: Path) -> Path:
-    """A fresh hidden temp file in the target's folder (same filesystem, so os.replace is atomic)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    return Path(tmp)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+def atomic_write_bytes(path: PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` so that readers see either the old file or the whole new one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temp_path_beside(path)
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    as_location(path).write_bytes(data)
 
 
-def atomic_write_text(path: Path, text: str) -> None:
+def atomic_write_text(path: PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def atomic_write_table(path: Path, table: pa.Table) -> None:
+def atomic_write_table(path: PathLike, table: pa.Table) -> None:
     """Write a Parquet file atomically (temp name starts with '.' and does not end in .parquet)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temp_path_beside(path)
+    target = as_location(path)
+    tmp = target.temp_sibling()
     try:
-        pq.write_table(table, tmp)
-        os.replace(tmp, path)
+        pq.write_table(table, tmp.path, filesystem=tmp.fs)
+        target.replace_with(tmp)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        tmp.unlink()
         raise
 
 
@@ -135,13 +116,13 @@ def _table(rows: Sequence[Mapping[str, object]] | pd.DataFrame, schema: pa.Schem
 # ----------------------------------------------------------------------------- metrics
 
 
-def metrics_part_path(sweep_dir: Path, run_id: str, first_step: int) -> Path:
+def metrics_part_path(sweep_dir: PathLike, run_id: str, first_step: int) -> Location:
     # Zero-padded so that lexical order is step order.
-    return Path(sweep_dir) / METRICS_DIR / f"run_id={run_id}" / f"part-{first_step:012d}.parquet"
+    return as_location(sweep_dir) / METRICS_DIR / f"run_id={run_id}" / f"part-{first_step:012d}.parquet"
 
 
-def write_metrics_part(sweep_dir: Path, run_id: str, rows: Sequence[Mapping[str, object]]) -> Path | None:
-    """Write one run's rows (consecutive steps) as one Parquet part; returns its path."""
+def write_metrics_part(sweep_dir: PathLike, run_id: str, rows: Sequence[Mapping[str, object]]) -> Location | None:
+    """Write one run's rows (consecutive steps) as one Parquet part; returns its location."""
     if not rows:
         return None
     if any(r["run_id"] != run_id for r in rows):
@@ -153,32 +134,29 @@ def write_metrics_part(sweep_dir: Path, run_id: str, rows: Sequence[Mapping[str,
     return path
 
 
-def _part_files(sweep_dir: Path, run_ids: Iterable[str] | None) -> list[Path]:
-    root = Path(sweep_dir) / METRICS_DIR
-    if not root.is_dir():
-        return []
+def _is_part(f: Location) -> bool:
+    return f.name.endswith(".parquet") and not f.name.startswith(".")
+
+
+def _part_files(sweep_dir: PathLike, run_ids: Iterable[str] | None) -> list[Location]:
+    """The parts of every run (one listing of the metrics folder) or of ``run_ids``."""
+    root = as_location(sweep_dir) / METRICS_DIR
     if run_ids is None:
-        dirs = sorted(d for d in root.iterdir() if d.is_dir() and d.name.startswith("run_id="))
-    else:
-        dirs = [root / f"run_id={r}" for r in run_ids]
-    files: list[Path] = []
-    for d in dirs:
-        if d.is_dir():
-            files.extend(sorted(f for f in d.iterdir() if f.name.endswith(".parquet") and not f.name.startswith(".")))
-    return files
+        return [f for f in root.files() if f.parent.name.startswith("run_id=") and f.parent.parent == root and _is_part(f)]
+    return [f for r in run_ids for f in (root / f"run_id={r}").iterdir() if _is_part(f)]
 
 
-def _read_part(path: Path) -> pa.Table:
+def _read_part(path: Location) -> pa.Table:
     """One part, checked against PART_SCHEMA (pyarrow would fill a foreign file's missing
     columns with nulls, so the names are checked before the cast)."""
-    table = pq.read_table(path)
+    table = pq.read_table(path.path, filesystem=path.fs)
     missing = [n for n in PART_SCHEMA.names if n not in table.column_names]
     if missing:
         raise ValueError(f"not a grokgrid metrics part (no column {', '.join(missing)})")
     return table.select(PART_SCHEMA.names).cast(PART_SCHEMA)
 
 
-def read_metrics(sweep_dir: Path, run_ids: Iterable[str] | None = None) -> pd.DataFrame:
+def read_metrics(sweep_dir: PathLike, run_ids: Iterable[str] | None = None) -> pd.DataFrame:
     """All metric rows of the sweep (or of ``run_ids``), sorted by (run_id, step), deduplicated.
 
     A part that cannot be read, or whose schema is not ours, is skipped with a warning: one torn
@@ -201,42 +179,42 @@ def read_metrics(sweep_dir: Path, run_ids: Iterable[str] | None = None) -> pd.Da
     return frame.sort_values(["run_id", "step"], kind="stable").reset_index(drop=True)
 
 
-def clear_metrics_from(sweep_dir: Path, run_id: str, first_step: int) -> None:
+def clear_metrics_from(sweep_dir: PathLike, run_id: str, first_step: int) -> None:
     """Delete a run's parts that start at or after ``first_step`` (used when a run restarts)."""
     for f in _part_files(sweep_dir, [run_id]):
         try:
-            start = int(f.stem.split("-", 1)[1])
+            start = int(f.name.removesuffix(".parquet").split("-", 1)[1])
         except (IndexError, ValueError):
             continue
         if start >= first_step:
-            f.unlink(missing_ok=True)
+            f.unlink()
 
 
 # ----------------------------------------------------------------------------- runs and labels
 
 
-def write_runs(sweep_dir: Path, runs: pd.DataFrame) -> Path:
+def write_runs(sweep_dir: PathLike, runs: pd.DataFrame) -> Location:
     """The runs table: run_id, pack_id, status and one column per hyperparameter."""
-    path = Path(sweep_dir) / RUNS_FILE
+    path = as_location(sweep_dir) / RUNS_FILE
     atomic_write_table(path, pa.Table.from_pandas(runs.reset_index(drop=True), preserve_index=False))
     return path
 
 
-def read_runs(sweep_dir: Path) -> pd.DataFrame:
-    path = Path(sweep_dir) / RUNS_FILE
+def read_runs(sweep_dir: PathLike) -> pd.DataFrame:
+    path = as_location(sweep_dir) / RUNS_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: is {sweep_dir} a grokgrid results folder?")
-    return pq.read_table(path).to_pandas()
+    return pq.read_table(path.path, filesystem=path.fs).to_pandas()
 
 
-def write_labels(sweep_dir: Path, labels: pd.DataFrame) -> Path:
-    path = Path(sweep_dir) / LABELS_FILE
+def write_labels(sweep_dir: PathLike, labels: pd.DataFrame) -> Location:
+    path = as_location(sweep_dir) / LABELS_FILE
     atomic_write_table(path, _table(labels, LABELS_SCHEMA))
     return path
 
 
-def read_labels(sweep_dir: Path) -> pd.DataFrame:
-    path = Path(sweep_dir) / LABELS_FILE
+def read_labels(sweep_dir: PathLike) -> pd.DataFrame:
+    path = as_location(sweep_dir) / LABELS_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: run `grokgrid classify {sweep_dir}` first")
-    return pq.read_table(path, schema=LABELS_SCHEMA).to_pandas()
+    return pq.read_table(path.path, filesystem=path.fs, schema=LABELS_SCHEMA).to_pandas()

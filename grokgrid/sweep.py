@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -33,6 +32,7 @@ from ray import tune  # noqa: E402
 from grokgrid import store  # noqa: E402
 from grokgrid.grid import Pack  # noqa: E402
 from grokgrid.spec import SweepSpec  # noqa: E402
+from grokgrid.storage import Location, PathLike, as_location  # noqa: E402
 from grokgrid.trainable import param_space, train_pack_trial  # noqa: E402
 
 
@@ -43,6 +43,7 @@ class PackOutcome:
     ok: bool
     error: str | None = None
     restored_from_step: int | None = None  # the checkpoint step its last attempt started from
+    node_id: str | None = None  # the Ray node that trained it (last attempt)
 
 
 class TuneStateUnusable(RuntimeError):
@@ -118,7 +119,8 @@ class _TuneCallback(tune.Callback):
             return
         pack = packs.get(self._pack_id(trial)) or Pack.from_dict(trial.config["pack"])
         error = None if ok else _first_line(getattr(trial, "error_file", None))
-        on_pack_done(PackOutcome(pack.pack_id, tuple(r.run_id for r in pack.runs), ok, error, _restored(trial.last_result)))
+        result = trial.last_result
+        on_pack_done(PackOutcome(pack.pack_id, tuple(r.run_id for r in pack.runs), ok, error, _restored(result), _node(result)))
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self._done(trial, ok=True)
@@ -130,6 +132,10 @@ class _TuneCallback(tune.Callback):
 def _restored(metrics: dict | None) -> int | None:
     step = (metrics or {}).get("restored_from_step")
     return None if step is None or step < 0 else int(step)
+
+
+def _node(metrics: dict | None) -> str | None:
+    return (metrics or {}).get("node_id") or None
 
 
 def _first_line(error_file: str | None) -> str:
@@ -163,13 +169,16 @@ def _outcomes(results, by_id: dict[str, Pack], packs_of_trials: dict[str, Pack] 
             continue
         error = None if result.error is None else str(result.error).strip().splitlines()[-1]
         outcomes.append(
-            PackOutcome(pack.pack_id, tuple(r.run_id for r in pack.runs), result.error is None, error, _restored(result.metrics))
+            PackOutcome(
+                pack.pack_id, tuple(r.run_id for r in pack.runs), result.error is None, error,
+                _restored(result.metrics), _node(result.metrics),
+            )
         )
     return outcomes
 
 
-def _fit(tuner: tune.Tuner, sweep_dir: Path, by_id: dict[str, Pack], on_progress, on_pack_done, packs_of_trials=None) -> list[PackOutcome]:
-    key = str(sweep_dir)
+def _fit(tuner: tune.Tuner, sweep_dir: Location, by_id: dict[str, Pack], on_progress, on_pack_done, packs_of_trials=None) -> list[PackOutcome]:
+    key = sweep_dir.uri
     _HANDLERS[key] = (by_id, on_progress, on_pack_done)
     try:
         results = tuner.fit()
@@ -180,7 +189,7 @@ def _fit(tuner: tune.Tuner, sweep_dir: Path, by_id: dict[str, Pack], on_progress
 
 def launch(
     spec: SweepSpec,
-    sweep_dir: Path,
+    sweep_dir: PathLike,
     packs: Sequence[Pack],
     *,
     on_progress: ProgressFn | None = None,
@@ -190,9 +199,9 @@ def launch(
 
     A pack whose results-folder checkpoint exists (an earlier, interrupted attempt at the same
     pack of the same spec) continues from it."""
-    sweep_dir = Path(sweep_dir).resolve()
+    sweep_dir = as_location(sweep_dir)
     # A fresh launch: Tune's state from an earlier launch describes other packs.
-    shutil.rmtree(sweep_dir / store.TUNE_DIR, ignore_errors=True)
+    (sweep_dir / store.TUNE_DIR).rmtree()
     resources = spec.resources
     threads = max(1, int(resources.cpus_per_trial))
     by_id = {p.pack_id: p for p in packs}
@@ -207,9 +216,12 @@ def launch(
         ),
         run_config=tune.RunConfig(
             name=store.TUNE_DIR,
-            storage_path=str(sweep_dir),
+            # Tune's state and checkpoints go to the results folder, wherever it is: a local or
+            # NFS path, or the filesystem of a URI (every node reaches it the same way).
+            storage_path=sweep_dir.path,
+            storage_filesystem=sweep_dir.fs,
             verbose=0,
-            callbacks=[_TuneCallback(str(sweep_dir))],
+            callbacks=[_TuneCallback(sweep_dir.uri)],
             failure_config=tune.FailureConfig(max_failures=resources.max_failures),
             # Every checkpoint is kept while the sweep runs: Tune saves its experiment state
             # only every so often, and a restore after a killed driver asks for the checkpoint
@@ -225,14 +237,15 @@ def _trial_name(trial) -> str:
     return f"pack_{trial.config['pack']['pack_id']}"
 
 
-def can_resume(sweep_dir: Path) -> bool:
+def can_resume(sweep_dir: PathLike) -> bool:
     """Is there a saved Tune experiment in the results folder?"""
-    return tune.Tuner.can_restore(str(Path(sweep_dir).resolve() / store.TUNE_DIR))
+    path = as_location(sweep_dir) / store.TUNE_DIR
+    return tune.Tuner.can_restore(path.path, storage_filesystem=path.fs)
 
 
 def resume(
     spec: SweepSpec,
-    sweep_dir: Path,
+    sweep_dir: PathLike,
     packs: Sequence[Pack],
     *,
     on_progress: ProgressFn | None = None,
@@ -245,34 +258,36 @@ def resume(
     same results folder), else TuneStateUnusable is raised before anything runs and the caller
     launches afresh. Returns one outcome per trial of the experiment (finished ones included).
     """
-    sweep_dir = Path(sweep_dir).resolve()
+    sweep_dir = as_location(sweep_dir)
     path = sweep_dir / store.TUNE_DIR
-    if not tune.Tuner.can_restore(str(path)):
+    if not can_resume(sweep_dir):
         raise TuneStateUnusable(f"no Tune experiment in {path}")
     try:
         configs = _saved_trial_configs(path)
-        tuner = tune.Tuner.restore(str(path), trainable=_trainable(spec), resume_unfinished=True, resume_errored=True)
+        tuner = tune.Tuner.restore(
+            path.path, trainable=_trainable(spec), resume_unfinished=True, resume_errored=True, storage_filesystem=path.fs
+        )
     except Exception as exc:  # noqa: BLE001 - a torn or foreign experiment state: start afresh
         raise TuneStateUnusable(f"Tune's experiment state in {path} cannot be restored ({' '.join(str(exc).split())})") from exc
     saved = {c["pack"]["pack_id"]: Pack.from_dict(c["pack"]) for c in configs}
     missing = [p.pack_id for p in packs if p.pack_id not in saved]
     if missing:
         raise TuneStateUnusable(f"Tune's experiment state lacks pack(s) {', '.join(missing[:3])}")
-    elsewhere = {c.get("sweep_dir") for c in configs} - {str(sweep_dir)}
+    elsewhere = {c.get("sweep_dir") for c in configs} - {sweep_dir.uri}
     if elsewhere:
         raise TuneStateUnusable(f"Tune's experiment state writes to another folder ({sorted(elsewhere)[0]})")
     by_id = {p.pack_id: p for p in packs}
     return _fit(tuner, sweep_dir, by_id, on_progress, on_pack_done, saved)
 
 
-def _saved_trial_configs(path: Path) -> list[dict]:
+def _saved_trial_configs(path: Location) -> list[dict]:
     """The configs of the trials in Tune's saved experiment state (every trial Tune had
     created; one per pack, as param_space grid-searches over packs)."""
     logger = logging.getLogger("ray.tune.analysis.experiment_analysis")
     level = logger.level
     logger.setLevel(logging.ERROR)  # it warns about result.json, which we do not write
     try:
-        trials = tune.ExperimentAnalysis(str(path)).trials
+        trials = tune.ExperimentAnalysis(path.path, storage_filesystem=path.fs).trials
     finally:
         logger.setLevel(level)
     configs = [t.config for t in trials]

@@ -21,11 +21,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import ray
 from ray import tune
 
 from grokgrid import store, train
 from grokgrid.grid import Pack
 from grokgrid.spec import spec_from_dict
+from grokgrid.storage import Location, as_location
 
 log = logging.getLogger(__name__)
 
@@ -34,25 +36,26 @@ REPORTS_PER_TRIAL = 50
 CHECKPOINT_FILE = "state.pt"
 
 
-def param_space(spec_dict: dict[str, Any], sweep_dir: Path, packs: list[Pack], threads: int) -> dict[str, Any]:
-    """Tune's param space: the shared config, and a grid over packs (one trial per pack)."""
+def param_space(spec_dict: dict[str, Any], sweep_dir: Location, packs: list[Pack], threads: int) -> dict[str, Any]:
+    """Tune's param space: the shared config, and a grid over packs (one trial per pack). The
+    results folder travels as text (a local path or a URI) that each worker opens itself."""
     return {
         "spec": spec_dict,
-        "sweep_dir": str(Path(sweep_dir).resolve()),
+        "sweep_dir": as_location(sweep_dir).uri,
         "threads": threads,
         "pack": tune.grid_search([p.to_dict() for p in packs]),
     }
 
 
-def pack_checkpoint_path(sweep_dir: Path, pack_id: str) -> Path:
+def pack_checkpoint_path(sweep_dir: Location, pack_id: str) -> Location:
     """The pack's latest checkpoint in the results folder (DESIGN.md section 1)."""
-    return Path(sweep_dir) / store.CHECKPOINTS_DIR / pack_id / CHECKPOINT_FILE
+    return as_location(sweep_dir) / store.CHECKPOINTS_DIR / pack_id / CHECKPOINT_FILE
 
 
 class _PartWriter:
     """Buffers each run's rows and writes them as one Parquet part per flush."""
 
-    def __init__(self, sweep_dir: Path, run_ids: list[str]):
+    def __init__(self, sweep_dir: Location, run_ids: list[str]):
         self.sweep_dir = sweep_dir
         self.buffers: dict[str, list[dict]] = {r: [] for r in run_ids}
 
@@ -66,9 +69,15 @@ class _PartWriter:
             rows.clear()
 
 
-def _load(source: str, path: Path, trainer: train.PackTrainer, pack_id: str) -> dict | None:
+def _load(source: str, path: Location, trainer: train.PackTrainer, pack_id: str) -> dict | None:
     try:
-        data = train.load_checkpoint(path)
+        if path.local is not None:
+            data = train.load_checkpoint(path.local)
+        else:  # torch reads a local file: fetch the checkpoint's bytes into one first
+            with tempfile.TemporaryDirectory(prefix="grokgrid-ckpt-") as d:
+                copy = Path(d) / CHECKPOINT_FILE
+                copy.write_bytes(path.read_bytes())
+                data = train.load_checkpoint(copy)
         if data.get("pack_id") != pack_id or list(data["all_run_ids"]) != list(trainer.all_run_ids):
             raise ValueError("it belongs to another pack")
         return data
@@ -77,7 +86,7 @@ def _load(source: str, path: Path, trainer: train.PackTrainer, pack_id: str) -> 
         return None
 
 
-def _restore(trainer: train.PackTrainer, sweep_dir: Path, pack_id: str) -> int | None:
+def _restore(trainer: train.PackTrainer, sweep_dir: Location, pack_id: str) -> int | None:
     """Load the latest usable checkpoint of this pack into ``trainer``; returns its step, or
     None when the pack starts from scratch. Tune's checkpoint (a restored experiment, a retried
     trial) and the results folder's are both candidates: every checkpoint is taken right after a
@@ -89,7 +98,7 @@ def _restore(trainer: train.PackTrainer, sweep_dir: Path, pack_id: str) -> int |
     if tune_checkpoint is not None:
         try:
             with tune_checkpoint.as_directory() as d:
-                data = _load("Tune", Path(d) / CHECKPOINT_FILE, trainer, pack_id)
+                data = _load("Tune", as_location(Path(d) / CHECKPOINT_FILE), trainer, pack_id)
         except Exception as exc:  # noqa: BLE001 - e.g. a checkpoint Tune's (older) state names was since rotated away
             log.warning("pack %s: ignoring Tune's checkpoint %s: %s", pack_id, tune_checkpoint.path, exc)
             data = None
@@ -107,11 +116,12 @@ def _restore(trainer: train.PackTrainer, sweep_dir: Path, pack_id: str) -> int |
     return trainer.step
 
 
-def _save(trainer: train.PackTrainer, sweep_dir: Path, pack_id: str, metrics: dict[str, Any]) -> None:
+def _save(trainer: train.PackTrainer, sweep_dir: Location, pack_id: str, metrics: dict[str, Any]) -> None:
     """Persist the pack's state (results folder first, then Tune) and report ``metrics`` with it."""
-    train.save_checkpoint(trainer, pack_checkpoint_path(sweep_dir, pack_id), pack_id=pack_id)
     with tempfile.TemporaryDirectory(prefix="grokgrid-ckpt-") as d:
-        train.save_checkpoint(trainer, Path(d) / CHECKPOINT_FILE, pack_id=pack_id)
+        local = Path(d) / CHECKPOINT_FILE
+        train.save_checkpoint(trainer, local, pack_id=pack_id)
+        pack_checkpoint_path(sweep_dir, pack_id).write_bytes(local.read_bytes())  # atomic
         # Tune copies the folder into the trial's storage before report() returns.
         tune.report({**metrics, "checkpoint_step": trainer.step}, checkpoint=tune.Checkpoint.from_directory(d))
 
@@ -119,7 +129,7 @@ def _save(trainer: train.PackTrainer, sweep_dir: Path, pack_id: str, metrics: di
 def train_pack_trial(config: dict[str, Any]) -> None:
     spec = spec_from_dict(config["spec"])
     pack = Pack.from_dict(config["pack"])
-    sweep_dir = Path(config["sweep_dir"])
+    sweep_dir = as_location(config["sweep_dir"])
     device = train.configure_worker(threads=int(config["threads"]))
     run_ids = [r.run_id for r in pack.runs]
     trainer = train.PackTrainer(spec, pack.runs, device)
@@ -129,7 +139,8 @@ def train_pack_trial(config: dict[str, Any]) -> None:
     start = 0 if restored is None else restored + 1
     for run_id in run_ids:
         store.clear_metrics_from(sweep_dir, run_id, start)
-    marker = {"restored_from_step": -1 if restored is None else restored}
+    # In every report: where this attempt started from, and which node trains the pack.
+    marker = {"restored_from_step": -1 if restored is None else restored, "node_id": _node_id()}
 
     writer = _PartWriter(sweep_dir, run_ids)
     total = spec.training.steps
@@ -160,6 +171,13 @@ def train_pack_trial(config: dict[str, Any]) -> None:
     # step `total` even when all runs diverged earlier, so the driver's progress ends at 100%.
     # Its checkpoint holds the finished pack, so a trial rerun after this point trains nothing.
     _save(trainer, sweep_dir, pack.pack_id, {"step": total, "active_runs": 0, "done": True, **marker})
+
+
+def _node_id() -> str:
+    try:
+        return ray.get_runtime_context().get_node_id()
+    except Exception:  # noqa: BLE001 - outside a Ray worker (a trial driven directly in tests)
+        return ""
 
 
 def _progress(rows: list[dict], step: int) -> dict[str, Any]:

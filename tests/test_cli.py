@@ -187,3 +187,71 @@ def test_other_resources_on_the_command_line_are_the_same_sweep(tiny_sweep):
     result = invoke("sweep", spec, "--results", sweep_dir.parent, "--cpus-per-trial", "2", "--no-report")
     assert result.exit_code == 0, result.stderr
     assert "nothing left to run" in result.stdout
+
+
+def test_an_unusable_storage_uri_is_one_line_exit_2_and_writes_nothing(tmp_path):
+    spec = write_spec(tmp_path, TINY)
+    result = invoke("sweep", spec, "--storage", "nosuchscheme://bucket/results")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: --storage nosuchscheme://bucket/results: cannot open this storage URI")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["spec.yaml"]
+    missing = invoke("status", f"file://{tmp_path}/nope")
+    assert missing.exit_code == 2 and "no such folder" in missing.stderr
+
+
+@pytest.mark.slow
+def test_a_sweep_under_a_filesystem_uri_then_status_classify_report(tmp_path, ray_local, monkeypatch):
+    # file:// goes through pyarrow's filesystem layer as s3:// and gs:// do. A URI mistaken for
+    # a local path anywhere would create a folder named "file:" in the working directory.
+    monkeypatch.chdir(tmp_path)
+    spec = write_spec(tmp_path, {**TINY, "name": "tiny_uri"})
+    storage = f"file://{tmp_path}/bucket/results"
+    sweep_uri = f"{storage}/tiny_uri"
+    result = invoke("sweep", spec, "--storage", storage)
+    assert result.exit_code == 0, result.output + result.stderr
+    printed = result.stdout.replace("\n", "")  # rich wraps long lines
+    assert f"results in {sweep_uri}" in printed and f"report: {sweep_uri}/report.html" in printed
+
+    folder = tmp_path / "bucket" / "results" / "tiny_uri"
+    for name in (store.SPEC_FILE, store.RUNS_FILE, store.LABELS_FILE, store.REPORT_FILE):
+        assert (folder / name).is_file(), name
+    assert (folder / store.TUNE_DIR).is_dir()  # Tune's experiment state went there too
+    assert not (folder / store.CHECKPOINTS_DIR).exists()  # pruned once every run was done
+    assert not (tmp_path / "file:").exists()
+    runs = store.read_runs(sweep_uri)
+    assert set(runs["status"]) == {"done"} and runs["node_id"].str.len().gt(0).all()
+    metrics = store.read_metrics(sweep_uri)
+    assert len(metrics) == 4 * 7 and not metrics.duplicated(["run_id", "step"]).any()
+    pd.testing.assert_frame_equal(metrics, store.read_metrics(folder))
+
+    status = invoke("status", sweep_uri)
+    assert status.exit_code == 0 and "4 runs: 4 done" in status.stdout
+    assert invoke("classify", sweep_uri, "--budget", "60").exit_code == 0
+    assert (store.read_labels(sweep_uri)["last_step"] == 60).all()
+    copy = tmp_path / "copy.html"
+    report = invoke("report", sweep_uri, "--out", copy)
+    assert report.exit_code == 0, report.stderr
+    assert "Phase diagram" in copy.read_text() and f"report: {copy}" in report.stdout.replace("\n", "")
+    again = invoke("sweep", spec, "--storage", storage, "--no-report")
+    assert again.exit_code == 0 and "nothing left to run" in again.stdout
+
+
+def test_a_sweep_under_a_uri_is_locked_in_the_drivers_cache(tmp_path, monkeypatch):
+    # An object store has no flock: a second driver on this machine is stopped by a lock file in
+    # the local cache, named after the URI, and the message names the sweep's URI.
+    from grokgrid import cli
+    from grokgrid.lock import SweepLocked
+    from grokgrid.storage import as_location
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    where = as_location(f"file://{tmp_path}/bucket/results/tiny")
+    held = cli._lock(where)
+    try:
+        assert held.path.parent.parent == tmp_path / "cache" / "grokgrid" / "locks"
+        with pytest.raises(SweepLocked, match=f"^file://{tmp_path}/bucket/results/tiny is in use by grokgrid pid"):
+            cli._sweep_lock(where).acquire()
+        assert not (tmp_path / "bucket").exists()
+    finally:
+        held.release()
+    cli._sweep_lock(where).acquire().release()  # free again once released

@@ -1,7 +1,8 @@
 """A multi-node Ray cluster (``ray.cluster_utils.Cluster``: a head and two workers with fake
-GPUs, all on this machine) loses a worker mid-sweep: Tune retries the lost trial on the other
-worker from its last checkpoint (``FailureConfig(max_failures)``), and every run finishes with the
-same numbers as an uninterrupted pack.
+GPUs and 1 CPU each, all on this machine). A packed sweep through the CLI spreads its packs over
+both workers and writes to a shared storage URI. Then a worker is lost mid-sweep: Tune retries the
+lost trial on the other worker from its last checkpoint (``FailureConfig(max_failures)``), and
+every run finishes with the same numbers as an uninterrupted pack.
 
 This module shuts down the tests' shared local Ray first and its own cluster at the end; the next
 module that needs Ray starts a local one again (conftest.ray_local).
@@ -61,6 +62,33 @@ def _checkpointed_packs(sweep_dir: Path) -> set[str]:
     return {p.parent.name for p in (sweep_dir / store.CHECKPOINTS_DIR).glob("*/state.pt")}
 
 
+def test_a_packed_sweep_spreads_over_both_workers_and_writes_to_shared_storage(tmp_path, cluster):
+    """The CLI on a running cluster (--address) with results under a filesystem URI (--storage):
+    the packs train on both worker nodes, and every node writes its runs' parts to the storage."""
+    import yaml
+    from typer.testing import CliRunner
+
+    from grokgrid.cli import app
+
+    _, workers = cluster
+    spec_file = tmp_path / "spread.yaml"
+    spec_file.write_text(yaml.safe_dump({**SPEC, "name": "spread", "resources": {**SPEC["resources"], "pack_size": 2}}))
+    storage = f"file://{tmp_path}/shared/results"
+    result = CliRunner().invoke(
+        app, ["sweep", str(spec_file), "--address", "auto", "--storage", storage, "--gpus-per-trial", "1", "--no-report"]
+    )
+    assert result.exit_code == 0, result.output + result.stderr
+    assert "4 runs in 2 packs of up to 2" in result.stdout
+
+    runs = store.read_runs(f"{storage}/spread")
+    assert set(runs["status"]) == {"done"}
+    # One pack per worker: both have the only GPUs, and the two trials ran at once.
+    assert runs.groupby("pack_id")["node_id"].nunique().eq(1).all()
+    assert set(runs["node_id"]) == {w.node_id for w in workers}
+    metrics = store.read_metrics(f"{storage}/spread")
+    assert len(metrics) == 4 * 61 and not metrics.duplicated(["run_id", "step"]).any()
+
+
 def test_a_lost_worker_node_is_survived_by_resuming_its_trial_elsewhere(tmp_path, cluster):
     from grokgrid import sweep, train
 
@@ -76,8 +104,11 @@ def test_a_lost_worker_node_is_survived_by_resuming_its_trial_elsewhere(tmp_path
         deadline = time.monotonic() + 120
         while len(_checkpointed_packs(sweep_dir)) < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
-        removed["at"] = time.time()
         ray_cluster.remove_node(workers[0], allow_graceful=False)
+        # The node's trial process dies a moment after its raylet and may write parts until
+        # then; the retry cannot start before the node is declared dead (3 missed 1 s checks).
+        time.sleep(1.0)
+        removed["at"] = time.time()
 
     killer = threading.Thread(target=remove_a_worker_once_both_trials_checkpointed, daemon=True)
     killer.start()

@@ -1,4 +1,5 @@
-"""Parquet round trips, atomic writes, tolerant readers, dedup on (run_id, step)."""
+"""Parquet round trips, atomic writes, tolerant readers, dedup on (run_id, step): each through a
+local folder and through a pyarrow filesystem URI (file://, the code path of s3:// and gs://)."""
 
 from __future__ import annotations
 
@@ -28,15 +29,21 @@ def rows(run_id: str, steps, offset: float = 0.0) -> list[dict]:
     ]
 
 
+@pytest.fixture(params=["path", "uri"])
+def where(request, tmp_path):
+    """The results folder as the store is given it: a local path, or the same folder as a URI."""
+    return tmp_path if request.param == "path" else f"file://{tmp_path}"
+
+
 def no_temp_files(root) -> bool:
     return not [p for p in root.rglob(".*") if p.is_file()]
 
 
-def test_metrics_round_trip_with_pandas_and_pyarrow(tmp_path):
-    store.write_metrics_part(tmp_path, "a", rows("a", range(0, 50, 10)))
-    store.write_metrics_part(tmp_path, "a", rows("a", range(50, 100, 10)))
-    store.write_metrics_part(tmp_path, "b", rows("b", [0, 5]))
-    frame = store.read_metrics(tmp_path)
+def test_metrics_round_trip_with_pandas_and_pyarrow(where, tmp_path):
+    store.write_metrics_part(where, "a", rows("a", range(0, 50, 10)))
+    store.write_metrics_part(where, "a", rows("a", range(50, 100, 10)))
+    store.write_metrics_part(where, "b", rows("b", [0, 5]))
+    frame = store.read_metrics(where)
     assert list(frame.columns) == list(store.METRIC_COLUMNS)
     assert len(frame) == 12
     assert frame[frame.run_id == "a"]["step"].tolist() == list(range(0, 100, 10))
@@ -49,64 +56,64 @@ def test_metrics_round_trip_with_pandas_and_pyarrow(tmp_path):
     assert no_temp_files(tmp_path)
 
 
-def test_integers_in_float_columns_keep_the_schema(tmp_path):
+def test_integers_in_float_columns_keep_the_schema(where):
     r = rows("a", [0])
     r[0]["train_acc"] = 1  # an int where a float belongs must not change the file's type
-    path = store.write_metrics_part(tmp_path, "a", r)
-    assert pq.read_schema(path).field("train_acc").type == "double"
+    path = store.write_metrics_part(where, "a", r)
+    assert pq.read_schema(path.path, filesystem=path.fs).field("train_acc").type == "double"
 
 
-def test_missing_column_is_refused(tmp_path):
+def test_missing_column_is_refused(where, tmp_path):
     bad = [{k: v for k, v in rows("a", [0])[0].items() if k != "val_acc"}]
     with pytest.raises(ValueError, match="val_acc"):
-        store.write_metrics_part(tmp_path, "a", bad)
+        store.write_metrics_part(where, "a", bad)
     assert not (tmp_path / store.METRICS_DIR).exists() or not any((tmp_path / store.METRICS_DIR).rglob("*.parquet"))
 
 
-def test_duplicate_steps_keep_the_latest_part(tmp_path):
-    store.write_metrics_part(tmp_path, "a", rows("a", [0, 10, 20]))
-    store.write_metrics_part(tmp_path, "a", rows("a", [20, 30], offset=5.0))
-    frame = store.read_metrics(tmp_path)
+def test_duplicate_steps_keep_the_latest_part(where, tmp_path):
+    store.write_metrics_part(where, "a", rows("a", [0, 10, 20]))
+    store.write_metrics_part(where, "a", rows("a", [20, 30], offset=5.0))
+    frame = store.read_metrics(where)
     assert frame["step"].tolist() == [0, 10, 20, 30]
     assert math.isclose(frame.loc[frame.step == 20, "train_loss"].item(), 1 / 21 + 5.0)
 
 
-def test_torn_and_foreign_files_are_skipped_with_a_warning(tmp_path):
-    store.write_metrics_part(tmp_path, "a", rows("a", [0, 10]))
+def test_torn_and_foreign_files_are_skipped_with_a_warning(where, tmp_path):
+    store.write_metrics_part(where, "a", rows("a", [0, 10]))
     run_dir = tmp_path / store.METRICS_DIR / "run_id=a"
     (run_dir / "part-000000000099.parquet").write_bytes(b"PAR1 torn")
     pd.DataFrame({"x": [1]}).to_parquet(run_dir / "part-000000000100.parquet")
     (run_dir / ".part-000000000200.parquet.tmp").write_bytes(b"in flight")
     with pytest.warns(UserWarning, match="skipping unreadable"):
-        frame = store.read_metrics(tmp_path)
+        frame = store.read_metrics(where)
     assert frame["step"].tolist() == [0, 10]
 
 
-def test_clear_metrics_from_a_step(tmp_path):
-    store.write_metrics_part(tmp_path, "a", rows("a", [0, 10]))
-    store.write_metrics_part(tmp_path, "a", rows("a", [20, 30]))
-    store.clear_metrics_from(tmp_path, "a", 20)
-    assert store.read_metrics(tmp_path)["step"].tolist() == [0, 10]
-    store.clear_metrics_from(tmp_path, "a", 0)
-    assert store.read_metrics(tmp_path).empty
+def test_clear_metrics_from_a_step(where, tmp_path):
+    store.write_metrics_part(where, "a", rows("a", [0, 10]))
+    store.write_metrics_part(where, "a", rows("a", [20, 30]))
+    store.clear_metrics_from(where, "a", 20)
+    assert store.read_metrics(where)["step"].tolist() == [0, 10]
+    store.clear_metrics_from(where, "a", 0)
+    assert store.read_metrics(where).empty
 
 
-def test_empty_folder_reads_as_an_empty_frame_with_the_schema(tmp_path):
-    frame = store.read_metrics(tmp_path)
+def test_empty_folder_reads_as_an_empty_frame_with_the_schema(where, tmp_path):
+    frame = store.read_metrics(where)
     assert frame.empty and list(frame.columns) == list(store.METRIC_COLUMNS)
 
 
-def test_runs_table_round_trip_and_missing_file(tmp_path):
+def test_runs_table_round_trip_and_missing_file(where, tmp_path):
     runs = pd.DataFrame({"run_id": ["a", "b"], "pack_id": ["p", "p"], "repr_lr": [1e-3, 1e-2], "status": ["done", "pending"]})
-    store.write_runs(tmp_path, runs)
-    pd.testing.assert_frame_equal(store.read_runs(tmp_path), runs)
+    store.write_runs(where, runs)
+    pd.testing.assert_frame_equal(store.read_runs(where), runs)
     with pytest.raises(FileNotFoundError, match="results folder"):
-        store.read_runs(tmp_path / "nope")
+        store.read_runs(f"{where}/nope")
 
 
-def test_atomic_write_replaces_whole_files(tmp_path):
+def test_atomic_write_replaces_whole_files(where, tmp_path):
     path = tmp_path / "x" / "f.txt"
-    store.atomic_write_text(path, "one")
-    store.atomic_write_text(path, "two")
+    store.atomic_write_text(f"{where}/x/f.txt", "one")
+    store.atomic_write_text(f"{where}/x/f.txt", "two")
     assert path.read_text() == "two"
     assert no_temp_files(tmp_path)
