@@ -13,14 +13,20 @@ import torch.nn.functional as F
 
 
 def per_example_loss(outputs: torch.Tensor, targets: torch.Tensor, templates: torch.Tensor | None) -> torch.Tensor:
-    """[runs, examples] losses. With ``templates`` [runs, classes, dim] (Liu's regression): the
+    """[runs, examples] losses for ``targets`` [examples] (shared by the runs) or [runs, examples]
+    (each run's own examples). With ``templates`` [runs, classes, dim] (Liu's regression): the
     squared error to the target class's template, averaged over its dimensions; without:
     cross-entropy over the output logits."""
     if templates is not None:
-        target_vectors = templates[:, targets]  # [runs, examples, dim]
+        if targets.dim() == 2:  # per-run targets [runs, examples]
+            index = targets.unsqueeze(-1).expand(*targets.shape, templates.shape[-1])
+            target_vectors = templates.gather(1, index)
+        else:
+            target_vectors = templates[:, targets]  # [runs, examples, dim]
         return ((outputs - target_vectors) ** 2).mean(dim=-1)
     runs, examples, classes = outputs.shape
-    flat = F.cross_entropy(outputs.reshape(runs * examples, classes), targets.repeat(runs), reduction="none")
+    flat_targets = targets.reshape(-1) if targets.dim() == 2 else targets.repeat(runs)
+    flat = F.cross_entropy(outputs.reshape(runs * examples, classes), flat_targets, reduction="none")
     return flat.view(runs, examples)
 
 
@@ -38,7 +44,12 @@ def within_tolerance(outputs: torch.Tensor, targets: torch.Tensor, tolerance: fl
 def predictions(outputs: torch.Tensor, templates: torch.Tensor | None) -> torch.Tensor:
     """[runs, examples] predicted classes: the nearest template, or the largest logit."""
     if templates is not None:
-        distances = ((outputs.unsqueeze(-2) - templates.unsqueeze(1)) ** 2).sum(dim=-1)
+        # One class at a time ([runs, examples, dim] each, then [runs, examples, classes]): the
+        # same numbers as broadcasting all classes at once, without a [runs, examples, classes,
+        # dim] temporary (hundreds of MB for a pack of 8 at p = 59, far out of cache).
+        distances = torch.stack(
+            [((outputs - templates[:, c].unsqueeze(1)) ** 2).sum(dim=-1) for c in range(templates.shape[1])], dim=-1
+        )
         return distances.argmin(dim=-1)
     return outputs.argmax(dim=-1)
 

@@ -52,6 +52,7 @@ class BatchedAdamW:
         self.eps = eps
         self.step_count = 0
         self.state: dict[torch.nn.Parameter, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._rate_cache: dict[tuple, tuple[torch.Tensor, ...]] = {}
         for group in self.groups:
             for p in group.params:
                 self.state[p] = (torch.zeros_like(p), torch.zeros_like(p))
@@ -61,6 +62,18 @@ class BatchedAdamW:
         """[runs] -> [runs, 1, 1, ...] so that it broadcasts over a parameter's other axes."""
         return values.to(like.dtype).view(-1, *([1] * (like.dim() - 1)))
 
+    def _rates(self, group: ParamGroup, p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(lr, decay, 1 - lr * decay) cast and shaped for ``p``, without warm-up: computed once
+        per group, dtype and rank (the same values as computing them every step, without the
+        casts and small ops that cost a tiny model's step more than its arithmetic)."""
+        key = (id(group), p.dtype, p.device, p.dim())
+        cached = self._rate_cache.get(key)
+        if cached is None or cached[0] is not group.lr or cached[1] is not group.weight_decay:
+            lr, decay = self._per_run(group.lr, p), self._per_run(group.weight_decay, p)
+            cached = (group.lr, group.weight_decay, lr, decay, 1 - lr * decay)
+            self._rate_cache[key] = cached
+        return cached[2:]
+
     @torch.no_grad()
     def step(self) -> None:
         self.step_count += 1
@@ -69,28 +82,44 @@ class BatchedAdamW:
         # Linear warm-up: step t (from 1) uses lr * min(1, t / warmup_steps), decay included,
         # as a LambdaLR schedule on torch.optim would.
         warmup = min(1.0, self.step_count / self.warmup_steps) if self.warmup_steps else 1.0
+        params, grads, lrs = [], [], []
         for group in self.groups:
             for p in group.params:
                 if p.grad is None:
                     continue
-                lr = self._per_run(group.lr, p) * warmup if warmup != 1.0 else self._per_run(group.lr, p)
-                decay = self._per_run(group.weight_decay, p)
+                lr, decay, shrink = self._rates(group, p)
+                if warmup != 1.0:
+                    lr = lr * warmup
+                    shrink = 1 - lr * decay
                 grad = p.grad
                 if self.kind == "adamw":
-                    p.mul_(1 - lr * decay)
+                    p.mul_(shrink)
                 else:  # L2 penalty through the gradient, as torch.optim.Adam / SGD do
                     grad = grad.add(p * decay)
                 if self.kind == "sgd":
                     p.sub_(lr * grad)
                     continue
-                exp_avg, exp_avg_sq = self.state[p]
-                exp_avg.lerp_(grad, 1 - self.beta1)
-                exp_avg_sq.mul_(self.beta2).addcmul_(grad, grad, value=1 - self.beta2)
-                # The same arithmetic as torch.optim.AdamW, in one temporary buffer: these tensors
-                # are a pack's largest, and allocating four per step cost a third of a step.
-                update = exp_avg_sq.sqrt().div_(bias_correction2_sqrt).add_(self.eps)
-                torch.div(exp_avg, update, out=update)
-                p.sub_(update.mul_(lr / bias_correction1))
+                params.append(p)
+                grads.append(grad)
+                lrs.append(lr)
+        if not params:
+            return
+        # The same arithmetic as torch.optim.AdamW, tensor by tensor, as foreach calls (one call
+        # for all of a pack's parameters instead of one per tensor), in one temporary buffer
+        # per tensor: these tensors are a pack's largest, and allocating four per step cost a
+        # third of a step.
+        exp_avgs = [self.state[p][0] for p in params]
+        exp_avg_sqs = [self.state[p][1] for p in params]
+        torch._foreach_lerp_(exp_avgs, grads, 1 - self.beta1)
+        torch._foreach_mul_(exp_avg_sqs, self.beta2)
+        torch._foreach_addcmul_(exp_avg_sqs, grads, grads, value=1 - self.beta2)
+        updates = torch._foreach_sqrt(exp_avg_sqs)
+        torch._foreach_div_(updates, bias_correction2_sqrt)
+        torch._foreach_add_(updates, self.eps)
+        for exp_avg, update in zip(exp_avgs, updates):
+            torch.div(exp_avg, update, out=update)
+        torch._foreach_mul_(updates, [lr / bias_correction1 for lr in lrs])
+        torch._foreach_sub_(params, updates)
 
     def keep_runs(self, index: torch.Tensor) -> None:
         """Keep only the runs at ``index`` (the pack shrank); the others' state is dropped."""

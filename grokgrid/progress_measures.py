@@ -22,26 +22,38 @@ import torch
 # Liu et al.'s code (toy/train_add.py): a parallelogram holds when the mean over embedding
 # dimensions of (E_i + E_j - E_m - E_n)^2 is below threshold_P = 0.01.
 RQI_DELTA = 0.01
-_CHUNK_ELEMENTS = 1 << 24
+_CHUNK_ELEMENTS = 1 << 18
 
 
 @lru_cache(maxsize=16)
-def _quadruples(n: int, modulus: int | None) -> torch.Tensor:
-    """[Q, 4] int64 (i, j, m, n): every unordered pair of distinct unordered token pairs
-    {i, j} != {m, n} (i <= j, m <= n, (i, j) before (m, n)) with i + j == m + n (mod ``modulus``)."""
+def _plan(n: int, modulus: int | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(pairs [P, 2], left [Q], right [Q, 2], quadruples [Q, 4]) for n tokens: every unordered
+    pair a <= b (lexicographic), and every permissible quadruple (i, j, m, n) (see
+    :func:`_quadruples`) as ``left`` (the index of its pair (i, j) among ``pairs``) and ``right``
+    (its tokens m, n)."""
     a, b = torch.triu_indices(n, n)  # every unordered pair a <= b, lexicographic
     sums = a + b if modulus is None else (a + b) % modulus
-    rows = []
+    lefts, rights = [], []
     for total in sums.unique().tolist():
         members = (sums == total).nonzero().squeeze(1)
         if len(members) < 2:
             continue
         first, second = torch.triu_indices(len(members), len(members), offset=1)
-        left, right = members[first], members[second]
-        rows.append(torch.stack([a[left], b[left], a[right], b[right]], dim=1))
-    if not rows:
-        return torch.zeros(0, 4, dtype=torch.int64)
-    return torch.cat(rows)
+        lefts.append(members[first])
+        rights.append(members[second])
+    pairs = torch.stack([a, b], dim=1)
+    if not lefts:
+        empty = torch.zeros(0, dtype=torch.int64)
+        return pairs, empty, torch.zeros(0, 2, dtype=torch.int64), torch.zeros(0, 4, dtype=torch.int64)
+    left, right_pair = torch.cat(lefts), torch.cat(rights)
+    right = pairs[right_pair]
+    return pairs, left, right, torch.cat([pairs[left], right], dim=1)
+
+
+def _quadruples(n: int, modulus: int | None) -> torch.Tensor:
+    """[Q, 4] int64 (i, j, m, n): every unordered pair of distinct unordered token pairs
+    {i, j} != {m, n} (i <= j, m <= n, (i, j) before (m, n)) with i + j == m + n (mod ``modulus``)."""
+    return _plan(n, modulus)[3]
 
 
 def permissible_quadruples(n_tokens: int, modulus: int | None = None) -> torch.Tensor:
@@ -68,17 +80,23 @@ def rqi(embeddings: torch.Tensor, delta: float = RQI_DELTA, modulus: int | None 
     when mean_d (E_i + E_j - E_m - E_n)_d^2 < ``delta``.
     """
     k, n, d = embeddings.shape
-    quads = _quadruples(n, modulus).to(embeddings.device)
-    if len(quads) == 0:
+    pairs, left, right, _ = (t.to(embeddings.device) for t in _plan(n, modulus))
+    if len(left) == 0:
         raise ValueError(f"{n} tokens have no permissible quadruple")
     e = normalize_embeddings(embeddings.detach())
+    # E_i + E_j once per pair (there are far fewer pairs than quadruples), then per quadruple
+    # (E_i + E_j) - E_m - E_n: the same float operations, in the same order, as summing the four
+    # gathered rows, with one gather and one add fewer. index_select, not e[:, q]: the same rows,
+    # several times faster on the CPU. Chunks of ~1 MiB stay in cache.
+    pair_sums = e.index_select(1, pairs[:, 0]) + e.index_select(1, pairs[:, 1])  # [K, P, D]
     held = torch.zeros(k, dtype=torch.int64, device=embeddings.device)
     chunk = max(1, _CHUNK_ELEMENTS // (k * d))
-    for start in range(0, len(quads), chunk):
-        q = quads[start : start + chunk]
-        residual = e[:, q[:, 0]] + e[:, q[:, 1]] - e[:, q[:, 2]] - e[:, q[:, 3]]
-        held += ((residual**2).mean(dim=-1) < delta).sum(dim=1)
-    return held.to(embeddings.dtype) / len(quads)
+    for start in range(0, len(left), chunk):
+        stop = start + chunk
+        residual = pair_sums.index_select(1, left[start:stop])
+        residual.sub_(e.index_select(1, right[start:stop, 0])).sub_(e.index_select(1, right[start:stop, 1]))
+        held += (residual.pow_(2).mean(dim=-1) < delta).sum(dim=1)
+    return held.to(embeddings.dtype) / len(left)
 
 
 def commutativity_accuracy(

@@ -8,8 +8,10 @@ cut out of the batched parameters, so the pack gets cheaper as its runs finish.
 
 from __future__ import annotations
 
+import ctypes
 import math
 import os
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -44,6 +46,7 @@ class PackState:
     ce: bool  # classification by logits (cross-entropy) rather than template regression
     batch_size: int | None = None  # None: full batch
     batch_generators: list[torch.Generator] | None = None  # one per run: its batches depend on it alone
+    step_cache: tuple | None = None  # (train_mask, inputs, targets, mask) of the full-batch step (step_examples)
 
 
 # Perturbed entropy looks at this many examples (a fixed subset): its Gram matrix is n x n.
@@ -118,17 +121,58 @@ def batch_mask(state: PackState) -> torch.Tensor:
     return mask
 
 
-def per_example_loss(state: PackState, outputs: torch.Tensor) -> torch.Tensor:
+def per_example_loss(state: PackState, outputs: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:
+    targets = state.targets if targets is None else targets
     if state.data.n_classes is None:
-        return metrics.regression_loss(outputs, state.targets)
-    return metrics.per_example_loss(outputs, state.targets, state.templates)
+        return metrics.regression_loss(outputs, targets)
+    return metrics.per_example_loss(outputs, targets, state.templates)
+
+
+def step_examples(state: PackState, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(inputs, targets, mask) of this step's forward pass: only the examples that enter a loss.
+
+    The others get weight 0 in every run's mean, so leaving them out changes no gradient, only
+    the cost: with a 40% train fraction a full-batch step did 2.5x the work it needs.
+
+    - Every run uses the same examples (one seed and train fraction, the usual full-batch pack):
+      those examples, shared ([M, ...] inputs, [M] targets, mask [K, M]).
+    - Runs differ and the model takes per-run inputs (``per_run_inputs``: MLP, toy model): each
+      run's own examples, in order, padded to the largest count with weight-0 examples
+      ([K, M, ...] inputs, [K, M] targets), so a pack costs what its runs cost alone.
+    - Otherwise: every example some run uses (shared).
+
+    A full-batch selection is cached until the pack's train mask changes.
+    """
+    cached = state.step_cache
+    if cached is not None and cached[0] is mask:
+        return cached[1:]
+    if bool((mask == mask[:1]).all()) or not getattr(state.model, "per_run_inputs", False):
+        rows = mask.any(dim=0).nonzero().squeeze(1)
+        if len(rows) == mask.shape[1]:
+            selected = (state.inputs, state.targets, mask)
+        else:
+            selected = (state.inputs.index_select(0, rows), state.targets.index_select(0, rows), mask.index_select(1, rows))
+    else:
+        largest = int(mask.sum(dim=1).max())
+        # A stable sort puts each run's examples first, in their order, then the others (padding).
+        order = torch.argsort((~mask).to(torch.uint8), dim=1, stable=True)[:, :largest]  # [K, M]
+        flat = order.reshape(-1)
+        selected = (
+            state.inputs.index_select(0, flat).view(*order.shape, *state.inputs.shape[1:]),
+            state.targets.index_select(0, flat).view(order.shape),
+            mask.gather(1, order),
+        )
+    if mask is state.train_mask:
+        state.step_cache = (mask, *selected)
+    return selected
 
 
 def train_step(state: PackState) -> None:
     """One update of every run in the pack (full batch or one minibatch each)."""
     state.optimizer.zero_grad()
-    outputs = state.model(state.inputs)
-    train_loss = metrics.masked_mean(per_example_loss(state, outputs), batch_mask(state))
+    inputs, targets, mask = step_examples(state, batch_mask(state))
+    outputs = state.model(inputs)
+    train_loss = metrics.masked_mean(per_example_loss(state, outputs, targets), mask)
     # Runs share no parameters, so summing their losses gives each run its own gradient.
     train_loss.sum().backward()
     state.optimizer.step()
@@ -329,10 +373,38 @@ def parameters_per_run(spec: SweepSpec) -> int:
     return sum(p.numel() for p in build_pack(spec, [run]).model.parameters())
 
 
+# glibc's malloc options (malloc.h): the heap's free top above this is handed back to the OS;
+# blocks at least this large get their own mmap (freed with munmap).
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_MMAP_THRESHOLD = 32 << 20  # glibc's largest (DEFAULT_MMAP_THRESHOLD_MAX on 64-bit)
+_TRIM_THRESHOLD = 1 << 30
+
+
+def keep_freed_memory() -> bool:
+    """Make glibc's malloc keep freed memory for reuse instead of returning it to the OS.
+
+    A step allocates and frees the same activation-sized blocks (a pack's are MiBs) every time;
+    with glibc's default trimming they went back to the OS and came back as fresh pages, a page
+    fault per 4 KiB each step: thousands per step for a pack of 8 at p = 59, a sixth or more of
+    the step. A training process's peak memory is reached in its first step anyway. No-op
+    (False) where the C library is not glibc.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None)
+        libc.gnu_get_libc_version  # glibc only: musl & co. have no mallopt tunables like these
+    except (OSError, AttributeError):
+        return False
+    return bool(libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD))
+
+
 def configure_worker(threads: int) -> torch.device:
-    """Set torch's CPU threads (one per CPU of the trial: more would oversubscribe the node) and
-    pick the device: the trial's GPU when Ray assigned one, else the CPU."""
+    """Set torch's CPU threads (one per CPU of the trial: more would oversubscribe the node),
+    keep freed memory for reuse (``keep_freed_memory``) and pick the device: the trial's GPU
+    when Ray assigned one, else the CPU."""
     torch.set_num_threads(max(1, threads))
+    keep_freed_memory()
     return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
 
 

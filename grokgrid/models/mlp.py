@@ -123,16 +123,35 @@ class MLP(nn.Module):
     def decoder_parameters(self) -> list[nn.Parameter]:
         return [*self.weights, *self.biases]
 
+    # forward and embed also take per-run inputs [K, N, ...] (run k's own examples): train.py
+    # then trains runs whose train sets differ on their own examples only.
+    per_run_inputs = True
+
+    def _per_run_rows(self, table: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """Rows of ``table`` [K, n_tokens, width] for token ids [N] (every run) or [K, N] (run k's
+        own), as [K, N, width]. index_select, not table[:, tokens]: the same rows, but advanced
+        indexing and its backward (index_put with accumulate) cost several times more on the CPU."""
+        k, n, width = table.shape
+        if tokens.dim() == 1:
+            return table.index_select(1, tokens)
+        offsets = torch.arange(0, k * n, n, device=tokens.device).view(k, 1)
+        return table.reshape(k * n, width).index_select(0, (tokens + offsets).reshape(-1)).view(k, tokens.shape[1], width)
+
     def embed(self, inputs: torch.Tensor) -> torch.Tensor:
         """[K, N, in_dim] continuous input of the first linear layer."""
         k = self.n_runs
+        per_run = inputs.dim() == 3
         if self.n_tokens is None:
-            return inputs.to(self.weights[0].dtype).unsqueeze(0).expand(k, *inputs.shape)
+            features = inputs.to(self.weights[0].dtype)
+            return features if per_run else features.unsqueeze(0).expand(k, *inputs.shape)
+        n_examples = inputs.shape[-2]
         if self.embedding is not None:
-            vectors = self.embedding[:, inputs]  # [K, N, P, E]
-            return vectors.reshape(k, inputs.shape[0], -1)
-        one_hot = F.one_hot(inputs, self.n_tokens).to(self.weights[0].dtype)  # [N, P, n_tokens]
-        return one_hot.reshape(inputs.shape[0], -1).unsqueeze(0).expand(k, -1, -1)
+            vectors = self._per_run_rows(self.embedding, inputs.reshape(*inputs.shape[:-2], -1))  # [K, N * P, E]
+            return vectors.reshape(k, n_examples, -1)
+        one_hot = F.one_hot(inputs, self.n_tokens).to(self.weights[0].dtype)  # [(K,) N, P, n_tokens]
+        if per_run:
+            return one_hot.reshape(k, n_examples, -1)
+        return one_hot.reshape(n_examples, -1).unsqueeze(0).expand(k, -1, -1)
 
     def _layer(self, index: int, x: torch.Tensor) -> torch.Tensor:
         if self.biases:
@@ -152,10 +171,47 @@ class MLP(nn.Module):
             x = self.activation(self._layer(index, x))
         return x
 
+    def _first_layer_from_tokens(self, inputs: torch.Tensor) -> torch.Tensor:
+        """The first linear layer's output [K, N, width] for token ids, without its [N, d_in] input.
+
+        The input is a concatenation of one row per position (an embedding row, or a one-hot
+        row), so x @ W + b = sum over positions of (that row's table @ W's block for the
+        position)[token], plus b: precompute each position's table [K, n_tokens, width]
+        (n_tokens << N: a tiny matmul; for one-hot the table is W's block itself; the bias goes
+        into the first table) and gather its rows. Same sums, in another order, at a fraction of
+        the work: the [N, d_in] x [d_in, width] matmul and its two backward matmuls, the largest
+        of a modular-arithmetic step, become row gathers and their backward index_adds
+        (index_select is the fast gather on the CPU; advanced indexing is several times slower).
+        """
+        weight = self.weights[0]
+        block = weight.shape[1] // self.n_positions
+        out = None
+        for position in range(self.n_positions):
+            rows = weight[:, position * block : (position + 1) * block]  # [K, block, width]
+            bias = self.biases[0] if self.biases and position == 0 else None
+            if self.embedding is None:
+                table = rows if bias is None else rows + bias
+            else:
+                table = torch.bmm(self.embedding, rows) if bias is None else torch.baddbmm(bias, self.embedding, rows)
+            gathered = self._per_run_rows(table, inputs[..., position])  # [K, N, width]
+            # In place: no [K, N, width] temporary per position (neither add needs its inputs
+            # for the backward pass).
+            out = gathered if out is None else out.add_(gathered)
+        return out
+
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        """[K, N, out_dim] for token ids [N, n_positions] or features [N, in_features]."""
-        x = self.embed(inputs)
+        """[K, N, out_dim] for token ids [N, n_positions] or features [N, in_features] (shared by
+        the runs), or [K, N, ...] (run k's own examples)."""
         last = len(self.weights) - 1
-        for index in range(last):
+        if self.n_tokens is not None and inputs.shape[-2] >= self.n_tokens:
+            x = self._first_layer_from_tokens(inputs)
+            if last == 0:
+                return x
+            x = self.activation(x)
+            start = 1
+        else:
+            x = self.embed(inputs)
+            start = 0
+        for index in range(start, last):
             x = self.activation(self._layer(index, x))
         return self._layer(last, x)
