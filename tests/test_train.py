@@ -239,14 +239,21 @@ FAMILIES = {
 }
 
 
+SPLITS = {
+    "shared": {"train_fraction": [0.5]},  # one train set for the whole pack
+    "per-run": {"seed": [0, 1], "train_fraction": [0.5, 0.7]},  # each run its own (step_examples)
+}
+
+
+@pytest.mark.parametrize("splits", sorted(SPLITS))
 @pytest.mark.parametrize("family", sorted(FAMILIES))
-def test_every_task_and_model_family_trains_packed_exactly_as_alone(family):
+def test_every_task_and_model_family_trains_packed_exactly_as_alone(family, splits):
     data = {
         "name": "f",
         **FAMILIES[family],
         "training": {"steps": 6, "eval_every": 2, "precision": "float64",
                      "optimizer": "sgd" if family in ("sparse", "matrix") else "adamw"},
-        "grid": {"decoder_lr": [1e-3, 1e-2], "init_scale": [1.0, 2.0], "train_fraction": [0.5]},
+        "grid": {"decoder_lr": [1e-3, 1e-2], "init_scale": [1.0, 2.0], **SPLITS[splits]},
     }
     spec = spec_from_dict(data)
     runs = grid.expand(spec)
@@ -342,3 +349,26 @@ def test_matrix_completion_accuracy_is_the_share_within_tolerance():
     (curve,) = rows.values()
     assert curve[-1]["train_loss"] < curve[0]["train_loss"] / 5
     assert curve[-1]["train_acc"] > curve[0]["train_acc"]
+
+
+def test_a_step_computes_only_the_examples_that_enter_a_loss():
+    def build(spec):
+        return train.PackTrainer(spec, grid.expand(spec), "cpu").state
+
+    # Shared train set: only its examples, once for all runs.
+    shared = build(small_spec(grid={"seed": [0], "train_fraction": [0.5]}))
+    inputs, targets, mask = train.step_examples(shared, shared.train_mask)
+    rows = shared.train_mask[0].nonzero().squeeze(1)
+    assert torch.equal(inputs, shared.inputs[rows]) and torch.equal(targets, shared.targets[rows]) and bool(mask.all())
+    assert train.step_examples(shared, shared.train_mask)[0] is inputs  # cached for full-batch steps
+
+    # Different train sets (seeds 0/1, fractions 0.5/0.8) and a model that takes per-run inputs:
+    # each run its own examples in order, then weight-0 padding up to the largest set.
+    state = build(small_spec())
+    inputs, targets, mask = train.step_examples(state, state.train_mask)
+    largest = int(state.train_mask.sum(dim=1).max())
+    assert inputs.shape[:2] == (state.train_mask.shape[0], largest)
+    for run in range(state.train_mask.shape[0]):
+        own = state.train_mask[run].nonzero().squeeze(1)
+        assert int(mask[run].sum()) == len(own) and bool(mask[run, : len(own)].all())
+        assert torch.equal(inputs[run, : len(own)], state.inputs[own]) and torch.equal(targets[run, : len(own)], state.targets[own])
