@@ -34,8 +34,6 @@ import dataclasses
 import itertools
 import time
 
-import torch
-
 from grokgrid import grid, metrics, train
 from grokgrid.spec import load_spec
 
