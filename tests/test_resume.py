@@ -435,12 +435,20 @@ def reference(tmp_path_factory, ray_local):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("point", ["first_part", "first_checkpoint", "first_pack_done", "late_no_tune_state"])
-def test_sigkill_the_driver_then_resume_equals_an_uninterrupted_sweep(tmp_path, reference, point):
+@pytest.mark.parametrize(
+    "point, storage",
+    [(p, "path") for p in ("first_part", "first_checkpoint", "first_pack_done", "late_no_tune_state")]
+    # Results under a filesystem URI (the path of s3://): same guarantees, lock in the cache.
+    + [("first_checkpoint", "uri")],
+)
+def test_sigkill_the_driver_then_resume_equals_an_uninterrupted_sweep(tmp_path, reference, point, storage, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # the URI's lock, for both drivers
     spec_path = tmp_path / "kill.yaml"
     spec_path.write_text(yaml.safe_dump(KILL))
-    sweep_dir = tmp_path / "results" / "kill"
-    proc = _start(["sweep", str(spec_path), "--results", str(tmp_path / "results"), "--num-cpus", "2", "--no-report"], tmp_path / "sweep.log")
+    sweep_dir = tmp_path / "results" / "kill"  # on this machine's disk either way: checked directly
+    results = str(tmp_path / "results") if storage == "path" else f"file://{tmp_path}/results"
+    where = f"{results}/kill"  # what the commands are given
+    proc = _start(["sweep", str(spec_path), "--storage", results, "--num-cpus", "2", "--no-report"], tmp_path / "sweep.log")
     try:
         deadline = time.monotonic() + 120
         while not _kill_point(point, sweep_dir):
@@ -449,22 +457,22 @@ def test_sigkill_the_driver_then_resume_equals_an_uninterrupted_sweep(tmp_path, 
             time.sleep(0.02)
         if point == "first_checkpoint":
             # While it runs, a second driver is refused, and status reads without the lock.
-            second = invoke("resume", sweep_dir)
-            assert second.exit_code == 2 and f"in use by grokgrid pid {proc.pid} on host" in second.stderr
-            assert f"driver: grokgrid pid {proc.pid}" in invoke("status", sweep_dir).stdout
+            second = invoke("resume", where)
+            assert second.exit_code == 2 and f"{where} is in use by grokgrid pid {proc.pid} on host" in second.stderr
+            assert f"driver: grokgrid pid {proc.pid}" in invoke("status", where).stdout
     finally:
         _kill(proc)
     on_disk = store.read_metrics(sweep_dir).groupby("run_id")["step"].max().to_dict()
-    status = invoke("status", sweep_dir)
+    status = invoke("status", where)
     assert status.exit_code == 0 and "no driver is running" in " ".join(status.stdout.split())
     if point == "late_no_tune_state":
         shutil.rmtree(sweep_dir / store.TUNE_DIR)  # resume must fall back on the folder's checkpoints
 
     # The new driver runs in this process, on the tests' local Ray (a driver on another Ray than
     # the killed one's, as after a lost machine; it saves starting one more Ray per test).
-    resumed = invoke("resume", sweep_dir, "--no-report")
+    resumed = invoke("resume", where, "--no-report")
     assert resumed.exit_code == 0, resumed.output + resumed.stderr
-    assert invoke("classify", sweep_dir).exit_code == 0
+    assert invoke("classify", where).exit_code == 0
     errors = {p.parent.name: p.read_text()[-2000:] for p in (sweep_dir / store.TUNE_DIR).glob("*/error.txt")}
 
     # Same run set, every run done, no (run_id, step) twice on disk, identical numbers and labels.
