@@ -25,7 +25,7 @@ import secrets
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Union
+from typing import BinaryIO, Callable, Union
 
 import pyarrow.fs as pafs
 
@@ -176,10 +176,6 @@ class Location:
     def read_text(self, encoding: str = "utf-8") -> str:
         return self.read_bytes().decode(encoding)
 
-    def arrow(self) -> tuple[str, pafs.FileSystem | None]:
-        """(path, filesystem) for pyarrow's readers and writers (``filesystem=None``: local)."""
-        return self.path, self.fs
-
     # -------------------------------------------------------------- writing
 
     def mkdir(self) -> None:
@@ -189,41 +185,48 @@ class Location:
         else:
             self.fs.create_dir(self.path, recursive=True)
 
-    def temp_sibling(self) -> "Location":
-        """A fresh hidden name beside this file, in its folder (created if need be)."""
-        self.parent.mkdir()
+    def _open_new_temp(self) -> tuple["Location", BinaryIO]:
+        """A fresh hidden file beside this one, open for writing."""
         if self.fs is None:
             fd, tmp = tempfile.mkstemp(prefix=f".{self.name}.", suffix=".tmp", dir=self.parent.path)
             # mkstemp makes the file private (0600); results on a shared disk are for everyone
             # the umask lets read them, as a plain open() would have made them.
             os.fchmod(fd, 0o666 & ~_UMASK)
-            os.close(fd)
-            return Location(None, tmp)
-        return self.parent / f".{self.name}.{secrets.token_hex(6)}.tmp"
+            return Location(None, tmp), os.fdopen(fd, "wb")
+        tmp = self.parent / f".{self.name}.{secrets.token_hex(6)}.tmp"
+        return tmp, self.fs.open_output_stream(tmp.path)
 
-    def replace_with(self, tmp: "Location") -> None:
-        """Move the finished temp file ``tmp`` onto this name in one step."""
-        if self.fs is None:
-            os.replace(tmp.path, self.path)
-        else:
-            self.fs.move(tmp.path, self.path)
-
-    def write_bytes(self, data: bytes) -> None:
-        """Write ``data`` atomically: readers see the old file or the whole new one."""
-        tmp = self.temp_sibling()
+    def _open_temp(self) -> tuple["Location", BinaryIO]:
+        # The folder is created only when the open finds it missing: most writes go to an
+        # existing folder, and on an object store a create_dir is requests per write.
         try:
+            return self._open_new_temp()
+        except FileNotFoundError:
+            self.parent.mkdir()
+            return self._open_new_temp()
+
+    def write_with(self, write: Callable[[BinaryIO], object], *, durable: bool = True) -> None:
+        """Call ``write(stream)`` on a hidden temp file beside this one, then move it onto this
+        name: readers see the old file or the whole new one, never a part. ``durable``: fsync a
+        local file before the move (a filesystem URI's stream is complete once closed)."""
+        tmp, stream = self._open_temp()
+        try:
+            with stream:
+                write(stream)
+                if durable and self.fs is None:
+                    stream.flush()
+                    os.fsync(stream.fileno())
             if self.fs is None:
-                with open(tmp.path, "wb") as f:
-                    f.write(data)
-                    f.flush()
-                    os.fsync(f.fileno())
+                os.replace(tmp.path, self.path)
             else:
-                with self.fs.open_output_stream(tmp.path) as f:
-                    f.write(data)
-            self.replace_with(tmp)
+                self.fs.move(tmp.path, self.path)
         except BaseException:
             tmp.unlink()
             raise
+
+    def write_bytes(self, data: bytes) -> None:
+        """Write ``data`` atomically (``write_with``), fsynced when local."""
+        self.write_with(lambda stream: stream.write(data))
 
     def write_text(self, text: str, encoding: str = "utf-8") -> None:
         self.write_bytes(text.encode(encoding))
@@ -247,9 +250,7 @@ class Location:
 
     def remove(self) -> None:
         """Delete whatever is here, file or folder (a local symlink itself, never its target)."""
-        if self.fs is None and Path(self.path).is_dir() and not Path(self.path).is_symlink():
-            self.rmtree()
-        elif self.fs is not None and self.is_dir():
+        if self.is_dir() and not (self.fs is None and Path(self.path).is_symlink()):
             self.rmtree()
         else:
             self.unlink()

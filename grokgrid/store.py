@@ -94,14 +94,7 @@ def atomic_write_text(path: PathLike, text: str) -> None:
 
 def atomic_write_table(path: PathLike, table: pa.Table) -> None:
     """Write a Parquet file atomically (temp name starts with '.' and does not end in .parquet)."""
-    target = as_location(path)
-    tmp = target.temp_sibling()
-    try:
-        pq.write_table(table, tmp.path, filesystem=tmp.fs)
-        target.replace_with(tmp)
-    except BaseException:
-        tmp.unlink()
-        raise
+    as_location(path).write_with(lambda stream: pq.write_table(table, stream), durable=False)
 
 
 def _table(rows: Sequence[Mapping[str, object]] | pd.DataFrame, schema: pa.Schema) -> pa.Table:
