@@ -161,19 +161,20 @@ def _runs_table(runs: list[grid.RunConfig], pack_of: dict[str, str], done: set[s
     return pd.DataFrame(rows, columns=["run_id", "pack_id", *HYPERPARAMETERS, "status", "node_id"])
 
 
-def _previous_column(sweep_dir: Location, column: str) -> dict[str, str]:
-    """run_id -> a non-empty text column (pack_id, node_id) of the folder's runs table."""
+def _previous_runs(sweep_dir: Location) -> tuple[dict[str, str], dict[str, str]]:
+    """From the folder's runs table (one read): run_id -> pack_id, and run_id -> node_id, each
+    where set (a table from before node_id has none)."""
     try:
         runs = store.read_runs(sweep_dir)
     except Exception:  # noqa: BLE001 - no (readable) runs table: nothing earlier to remember
-        return {}
-    if column not in runs.columns:
-        return {}
-    return {r: v for r, v in zip(runs["run_id"], runs[column]) if isinstance(v, str) and v}
+        return {}, {}
 
+    def column(name: str) -> dict[str, str]:
+        if name not in runs.columns:
+            return {}
+        return {r: v for r, v in zip(runs["run_id"], runs[name]) if isinstance(v, str) and v}
 
-def _previous_packs(sweep_dir: Location) -> dict[str, str]:
-    return _previous_column(sweep_dir, "pack_id")
+    return column("pack_id"), column("node_id")
 
 
 def _lock_folder(sweep_dir: Location) -> Path:
@@ -247,7 +248,7 @@ def sweep(
                 lock = _lock(sweep_dir)
             packs, size = _make_packs(tune_sweep, spec, todo, pack_size)
             _record_and_train(
-                tune_sweep, spec, sweep_dir, runs, done, _previous_packs(sweep_dir), packs,
+                tune_sweep, spec, sweep_dir, runs, done, *_previous_runs(sweep_dir), packs,
                 f"{len(todo)} runs in {len(packs)} packs of up to {size} (one Ray Tune trial each)",
                 restore=False, started=started,
             )
@@ -280,12 +281,12 @@ def _make_packs(tune_sweep, spec: SweepSpec, todo: list[grid.RunConfig], pack_si
     return grid.pack(todo, size), size
 
 
-def _record_and_train(tune_sweep, spec, sweep_dir: Location, runs, done, previous: dict[str, str], packs, message: str,
-                      *, restore: bool, started: float) -> None:
-    """Write the spec and the runs table (each run's pack: this launch's, else its earlier one),
-    say how the runs are packed, and train."""
+def _record_and_train(tune_sweep, spec, sweep_dir: Location, runs, done, previous: dict[str, str],
+                      previous_nodes: dict[str, str], packs, message: str, *, restore: bool, started: float) -> None:
+    """Write the spec and the runs table (each run's pack: this launch's, else its earlier one;
+    a done run keeps the node that trained it), say how the runs are packed, and train."""
     pack_of = {**previous, **{r.run_id: p.pack_id for p in packs for r in p.runs}}
-    node_of = {r: n for r, n in _previous_column(sweep_dir, "node_id").items() if r in done}
+    node_of = {r: n for r, n in previous_nodes.items() if r in done}
     table = _write_tables(spec, sweep_dir, runs, pack_of, done, node_of)
     console.print(message)
     _train(tune_sweep, spec, sweep_dir, packs, table, restore=restore, started=started)
@@ -396,7 +397,7 @@ def resume(
     lock = _lock(sweep_dir)
     try:
         runs = grid.expand(spec)
-        previous = _previous_packs(sweep_dir)
+        previous, previous_nodes = _previous_runs(sweep_dir)
         done = _prepare_folder(spec, sweep_dir, overwrite=False)
         todo = [r for r in runs if r.run_id not in done]
         console.print(
@@ -413,7 +414,7 @@ def resume(
                 extra, _ = _make_packs(tune_sweep, spec, fresh, None)
                 packs += extra
             _record_and_train(
-                tune_sweep, spec, sweep_dir, runs, done, previous, packs,
+                tune_sweep, spec, sweep_dir, runs, done, previous, previous_nodes, packs,
                 f"{len(todo)} runs in {len(packs)} packs; each continues from its last checkpoint",
                 restore=True, started=started,
             )
