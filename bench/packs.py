@@ -7,12 +7,17 @@ Prints, for both, wall time, run-steps per second (runs x steps / wall), their r
 overhead as a share of wall time: 1 - (seconds the trials spent training) / (wall x slots),
 the time the trial slots were not training (scheduling, trial start-up, reporting, idle tails).
 Not a test: timings depend on the machine (numbers in the README come from this script).
+
+On a shared machine one ratio can be off by 0.1 or more (the two modes ran minutes apart, under
+different neighbours). ``--repeats N`` measures both modes N times, alternating which goes
+first, and ends with the median of the N ratios and their range.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import statistics
 import sys
 import tempfile
 import time
@@ -66,7 +71,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--pack-size", default="auto", help="packed mode's pack size (auto: as grokgrid sweep)")
     parser.add_argument("--p", type=int, help="override task.p (e.g. 59 for the toy model at p = 59)")
+    parser.add_argument("--repeats", type=int, default=1, help="measure both modes this many times; report the median ratio")
     args = parser.parse_args()
+    if args.repeats < 1:
+        parser.error("--repeats must be at least 1")
 
     from grokgrid import sweep, train
 
@@ -84,12 +92,24 @@ def main() -> None:
     else:
         size = int(args.pack_size)
     print(f"{spec.name}: {n_runs} runs x {spec.training.steps} steps, {slots} trial slots, device "
-          f"{'gpu' if spec.resources.gpus_per_trial else 'cpu'}")
-    results = [measure(spec, 1, slots), measure(spec, size, slots)]
-    for label, r in zip(("one run per trial", "packed"), results):
-        print(f"{label:>18}: pack size {r['pack_size']:>3}, {r['trials']:>3} trials, wall {r['wall_s']:7.1f} s, "
-              f"{r['run_steps_per_s']:9.0f} run-steps/s, Ray overhead {100 * r['ray_overhead']:4.1f}% of wall")
-    print(f"speed-up packed / per-run: {results[1]['run_steps_per_s'] / results[0]['run_steps_per_s']:.2f}x")
+          f"{'gpu' if spec.resources.gpus_per_trial else 'cpu'}", flush=True)
+    ratios = []
+    for repeat in range(args.repeats):
+        # Alternate the order so that a machine getting slower (or faster) over the minutes of a
+        # benchmark favours neither mode.
+        order = [("one run per trial", 1), ("packed", size)]
+        results = dict((label, measure(spec, k, slots)) for label, k in order[:: 1 if repeat % 2 == 0 else -1])
+        if args.repeats > 1:
+            print(f"repeat {repeat + 1} of {args.repeats}:")
+        for label, _ in order:
+            r = results[label]
+            print(f"{label:>18}: pack size {r['pack_size']:>3}, {r['trials']:>3} trials, wall {r['wall_s']:7.1f} s, "
+                  f"{r['run_steps_per_s']:9.0f} run-steps/s, Ray overhead {100 * r['ray_overhead']:4.1f}% of wall")
+        ratios.append(results["packed"]["run_steps_per_s"] / results["one run per trial"]["run_steps_per_s"])
+        print(f"speed-up packed / per-run: {ratios[-1]:.2f}x", flush=True)
+    if args.repeats > 1:
+        print(f"median speed-up over {args.repeats} repeats: {statistics.median(ratios):.2f}x "
+              f"(range {min(ratios):.2f}x-{max(ratios):.2f}x)")
 
 
 if __name__ == "__main__":
