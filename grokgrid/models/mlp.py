@@ -31,6 +31,11 @@ from torch import nn
 from grokgrid.tasks.toy_addition import derive_seed
 
 ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu, "gelu": F.gelu, "silu": F.silu}
+# The same functions writing over their input, for a pre-activation that the forward pass owns
+# (a matmul's or a gather's fresh output). Autograd allows these in place, as their backward reads
+# the output, not the input; each spares a fresh activation-sized buffer per layer, which a pack
+# feels (its activations are MiBs, past the core's cache). gelu and silu need their input.
+IN_PLACE_ACTIVATIONS = {"tanh": torch.tanh_, "relu": torch.relu_}
 
 
 class RunInit:
@@ -88,6 +93,7 @@ class MLP(nn.Module):
         if activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation {activation!r}; choose one of {sorted(ACTIVATIONS)}")
         self.activation = ACTIVATIONS[activation]
+        self.activate_owned = IN_PLACE_ACTIVATIONS.get(activation, self.activation)
         self.n_tokens, self.n_positions, self.embed_dim = n_tokens, n_positions, embed_dim
         self.embedding: nn.Parameter | None = None
         if in_features is not None:
@@ -207,11 +213,11 @@ class MLP(nn.Module):
             x = self._first_layer_from_tokens(inputs)
             if last == 0:
                 return x
-            x = self.activation(x)
+            x = self.activate_owned(x)
             start = 1
         else:
             x = self.embed(inputs)
             start = 0
         for index in range(start, last):
-            x = self.activation(self._layer(index, x))
+            x = self.activate_owned(self._layer(index, x))
         return self._layer(last, x)

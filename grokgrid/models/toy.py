@@ -14,9 +14,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from grokgrid.models.mlp import ACTIVATIONS, IN_PLACE_ACTIVATIONS
 from grokgrid.tasks import derive_seed
-
-ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu, "gelu": nn.functional.gelu, "silu": nn.functional.silu}
 
 
 class ToyModel(nn.Module):
@@ -36,6 +35,7 @@ class ToyModel(nn.Module):
         if len(seeds) != len(init_scales):
             raise ValueError("one seed and one init scale per run")
         self.activation = ACTIVATIONS[activation]
+        self.activate_owned = IN_PLACE_ACTIVATIONS.get(activation, self.activation)
         dims = [embed_dim, *hidden, out_dim]
         k = len(seeds)
         self.embedding = nn.Parameter(torch.empty(k, n_tokens, embed_dim, dtype=dtype))
@@ -89,5 +89,5 @@ class ToyModel(nn.Module):
         for layer, (weight, bias) in enumerate(zip(self.weights, self.biases)):
             x = torch.baddbmm(bias, x, weight)
             if layer < last:
-                x = self.activation(x)
+                x = self.activate_owned(x)  # baddbmm's fresh output
         return x
