@@ -6,7 +6,9 @@
 Prints, for both, wall time, run-steps per second (runs x steps / wall), their ratio, and Ray's
 overhead as a share of wall time: 1 - (seconds the trials spent training) / (wall x slots),
 the time the trial slots were not training (scheduling, trial start-up, reporting, idle tails).
-Not a test: timings depend on the machine (numbers in the README come from this script).
+It also prints the speed-up while training: run-steps per second of a trial slot's training
+time, i.e. what packing gains before Ray's costs, which both modes pay. Not a test: timings
+depend on the machine (numbers in the README come from this script).
 
 On a shared machine one ratio can be off by 0.1 or more (the two modes ran minutes apart, under
 different neighbours). ``--repeats N`` measures both modes N times, alternating which goes
@@ -61,6 +63,9 @@ def measure(spec, pack_size: int, slots: int) -> dict:
         "wall_s": wall,
         "run_steps_per_s": run_steps / wall,
         "ray_overhead": max(0.0, 1 - training / (wall * slots)),
+        # What one trial slot does while it trains: the speed-up packs give before Ray's costs
+        # (a sweep's fixed start-up, several seconds here, weighs most on short sweeps).
+        "training_run_steps_per_s": run_steps / training,
     }
 
 
@@ -93,7 +98,7 @@ def main() -> None:
         size = int(args.pack_size)
     print(f"{spec.name}: {n_runs} runs x {spec.training.steps} steps, {slots} trial slots, device "
           f"{'gpu' if spec.resources.gpus_per_trial else 'cpu'}", flush=True)
-    ratios = []
+    ratios, training_ratios = [], []
     for repeat in range(args.repeats):
         # Alternate the order so that a machine getting slower (or faster) over the minutes of a
         # benchmark favours neither mode.
@@ -105,11 +110,15 @@ def main() -> None:
             r = results[label]
             print(f"{label:>18}: pack size {r['pack_size']:>3}, {r['trials']:>3} trials, wall {r['wall_s']:7.1f} s, "
                   f"{r['run_steps_per_s']:9.0f} run-steps/s, Ray overhead {100 * r['ray_overhead']:4.1f}% of wall")
-        ratios.append(results["packed"]["run_steps_per_s"] / results["one run per trial"]["run_steps_per_s"])
-        print(f"speed-up packed / per-run: {ratios[-1]:.2f}x", flush=True)
+        packed, alone = results["packed"], results["one run per trial"]
+        ratios.append(packed["run_steps_per_s"] / alone["run_steps_per_s"])
+        training_ratios.append(packed["training_run_steps_per_s"] / alone["training_run_steps_per_s"])
+        print(f"speed-up packed / per-run: {ratios[-1]:.2f}x (while training, per trial slot: "
+              f"{alone['training_run_steps_per_s']:.0f} -> {packed['training_run_steps_per_s']:.0f} run-steps/s, "
+              f"{training_ratios[-1]:.2f}x)", flush=True)
     if args.repeats > 1:
         print(f"median speed-up over {args.repeats} repeats: {statistics.median(ratios):.2f}x "
-              f"(range {min(ratios):.2f}x-{max(ratios):.2f}x)")
+              f"(range {min(ratios):.2f}x-{max(ratios):.2f}x; while training {statistics.median(training_ratios):.2f}x)")
 
 
 if __name__ == "__main__":
