@@ -62,6 +62,17 @@ class RunInit:
         return torch.full(tuple(shape), value * self.scale, dtype=torch.float64).to(self.dtype)
 
 
+def per_run_rows(table: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """Rows of ``table`` [K, n_tokens, width] for token ids [N] (every run) or [K, N] (run k's
+    own), as [K, N, width]. index_select, not table[:, tokens]: the same rows, but advanced
+    indexing and its backward (index_put with accumulate) cost several times more on the CPU."""
+    k, n, width = table.shape
+    if tokens.dim() == 1:
+        return table.index_select(1, tokens)
+    offsets = torch.arange(0, k * n, n, device=tokens.device).view(k, 1)
+    return table.reshape(k * n, width).index_select(0, (tokens + offsets).reshape(-1)).view(k, tokens.shape[1], width)
+
+
 def check_runs(seeds: Sequence[int], init_scales: Sequence[float]) -> int:
     if len(seeds) != len(init_scales):
         raise ValueError("one seed and one init scale per run")
@@ -133,16 +144,6 @@ class MLP(nn.Module):
     # then trains runs whose train sets differ on their own examples only.
     per_run_inputs = True
 
-    def _per_run_rows(self, table: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-        """Rows of ``table`` [K, n_tokens, width] for token ids [N] (every run) or [K, N] (run k's
-        own), as [K, N, width]. index_select, not table[:, tokens]: the same rows, but advanced
-        indexing and its backward (index_put with accumulate) cost several times more on the CPU."""
-        k, n, width = table.shape
-        if tokens.dim() == 1:
-            return table.index_select(1, tokens)
-        offsets = torch.arange(0, k * n, n, device=tokens.device).view(k, 1)
-        return table.reshape(k * n, width).index_select(0, (tokens + offsets).reshape(-1)).view(k, tokens.shape[1], width)
-
     def embed(self, inputs: torch.Tensor) -> torch.Tensor:
         """[K, N, in_dim] continuous input of the first linear layer."""
         k = self.n_runs
@@ -152,7 +153,7 @@ class MLP(nn.Module):
             return features if per_run else features.unsqueeze(0).expand(k, *inputs.shape)
         n_examples = inputs.shape[-2]
         if self.embedding is not None:
-            vectors = self._per_run_rows(self.embedding, inputs.reshape(*inputs.shape[:-2], -1))  # [K, N * P, E]
+            vectors = per_run_rows(self.embedding, inputs.reshape(*inputs.shape[:-2], -1))  # [K, N * P, E]
             return vectors.reshape(k, n_examples, -1)
         one_hot = F.one_hot(inputs, self.n_tokens).to(self.weights[0].dtype)  # [(K,) N, P, n_tokens]
         if per_run:
@@ -199,7 +200,7 @@ class MLP(nn.Module):
                 table = rows if bias is None else rows + bias
             else:
                 table = torch.bmm(self.embedding, rows) if bias is None else torch.baddbmm(bias, self.embedding, rows)
-            gathered = self._per_run_rows(table, inputs[..., position])  # [K, N, width]
+            gathered = per_run_rows(table, inputs[..., position])  # [K, N, width]
             # In place: no [K, N, width] temporary per position (neither add needs its inputs
             # for the backward pass).
             out = gathered if out is None else out.add_(gathered)

@@ -14,7 +14,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from grokgrid.models.mlp import ACTIVATIONS, IN_PLACE_ACTIVATIONS
+from grokgrid.models.mlp import ACTIVATIONS, IN_PLACE_ACTIVATIONS, per_run_rows
 from grokgrid.tasks import derive_seed
 
 
@@ -76,15 +76,7 @@ class ToyModel(nn.Module):
     def forward(self, pairs: torch.Tensor) -> torch.Tensor:
         """Outputs [runs, examples, out_dim] for operand tokens ``pairs`` [examples, 2] (shared by
         the runs) or [runs, examples, 2] (run k's own)."""
-        # index_select, not embedding[:, pairs[:, 0]]: the same rows, but advanced indexing and
-        # its backward (index_put with accumulate) cost several times more on the CPU.
-        if pairs.dim() == 2:
-            x = self.embedding.index_select(1, pairs[:, 0]) + self.embedding.index_select(1, pairs[:, 1])
-        else:  # per-run pairs [runs, examples, 2]: run k's own examples
-            k, n, d = self.embedding.shape
-            table = self.embedding.reshape(k * n, d)
-            tokens = pairs + torch.arange(0, k * n, n, device=pairs.device).view(k, 1, 1)
-            x = (table.index_select(0, tokens[..., 0].reshape(-1)) + table.index_select(0, tokens[..., 1].reshape(-1))).view(k, -1, d)
+        x = per_run_rows(self.embedding, pairs[..., 0]) + per_run_rows(self.embedding, pairs[..., 1])
         last = len(self.weights) - 1
         for layer, (weight, bias) in enumerate(zip(self.weights, self.biases)):
             x = torch.baddbmm(bias, x, weight)
