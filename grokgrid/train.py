@@ -12,7 +12,6 @@ import ctypes
 import math
 import os
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ from grokgrid import progress_measures
 from grokgrid.models import build_model, token_embedding
 from grokgrid.optim import BatchedAdamW, ParamGroup
 from grokgrid.spec import SweepSpec
+from grokgrid.storage import Location
 from grokgrid.tasks import TaskData, ToyAddition, derive_seed, load_task, split_mask
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -415,11 +415,9 @@ CHECKPOINT_FORMAT = 1
 
 def save_checkpoint(trainer: PackTrainer, path: str | os.PathLike, **extra: object) -> None:
     """Save everything a pack needs to continue exactly (``PackTrainer.state_dict``, the pack's
-    run ids, torch's RNG states, and ``extra`` such as the pack id) to ``path``, atomically: a
-    hidden temp file beside it is ``os.replace``d into place, so a crash leaves the old file or
-    the whole new one, never half of one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    run ids, torch's RNG states, and ``extra`` such as the pack id) to the local ``path``,
+    atomically (``Location.write_with``: a hidden temp file beside it, fsynced, then moved into
+    place), so a crash leaves the old file or the whole new one, never half of one."""
     rng = {"cpu": torch.get_rng_state()}
     if torch.cuda.is_available():
         rng["cuda"] = torch.cuda.get_rng_state_all()
@@ -430,16 +428,7 @@ def save_checkpoint(trainer: PackTrainer, path: str | os.PathLike, **extra: obje
         "rng": rng,
         **extra,
     }
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    Location.parse(path).write_with(lambda stream: torch.save(payload, stream))
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
