@@ -1,6 +1,6 @@
 """Benchmark: the same grid (a) one run per Ray Tune trial and (b) packed, on local Ray.
 
-    .venv/bin/python bench/packs.py                     # the quickstart grid widened to 8 x 8 = 64 runs
+    .venv/bin/python bench/packs.py                     # the quickstart grid widened to 8 x 8 = 64 runs, 4000 steps
     .venv/bin/python bench/packs.py --spec sweeps/quickstart.yaml --steps 500
 
 Prints, for both, wall time, run-steps per second (runs x steps / wall), their ratio, and Ray's
@@ -73,13 +73,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--spec", default="sweeps/quickstart.yaml")
     parser.add_argument("--grid", default="8x8", help="repr x decoder lrs, e.g. 8x8 (64 runs)")
-    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--steps", type=int, help="training steps per run (default: the spec's)")
     parser.add_argument("--pack-size", default="auto", help="packed mode's pack size (auto: as grokgrid sweep)")
     parser.add_argument("--p", type=int, help="override task.p (e.g. 59 for the toy model at p = 59)")
     parser.add_argument("--repeats", type=int, default=1, help="measure both modes this many times; report the median ratio")
     args = parser.parse_args()
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
+    if args.steps is not None and args.steps < 1:
+        parser.error("--steps must be at least 1")
 
     from grokgrid import sweep, train
 
@@ -88,7 +90,8 @@ def main() -> None:
     spec = widen(spec, n_repr, n_decoder)
     if args.p is not None:
         spec = dataclasses.replace(spec, task=dataclasses.replace(spec.task, p=args.p))
-    spec = dataclasses.replace(spec, training=dataclasses.replace(spec.training, steps=args.steps))
+    if args.steps is not None:
+        spec = dataclasses.replace(spec, training=dataclasses.replace(spec.training, steps=args.steps))
     sweep.connect()
     slots = sweep.parallel_slots(spec.resources)
     n_runs = spec.grid.size()
