@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import os
+from pathlib import Path
 
 import pytest
 import yaml
@@ -15,8 +17,11 @@ from grokgrid.spec import (
     SweepSpec,
     dump_spec,
     load_spec,
+    parse_yaml,
     spec_from_dict,
 )
+
+ROOT = Path(__file__).parent.parent
 
 MINIMAL = {"name": "t"}
 
@@ -90,6 +95,8 @@ def test_swept_axes_exclude_seed():
         (spec_with(phases={"budget": 10**9}), "phases.budget", "exceeds"),
         (spec_with(training={"eps": 0}), "training.eps", "> 0"),
         (spec_with(training={"betas": [0.9]}), "training.betas", "two numbers"),
+        (spec_with(training={"steps": 100, "eval_every": 500}), "training.eval_every", "eval_every 500 exceeds training.steps 100"),
+        (spec_with(training={"eval_every": 5001}), "training.eval_every", "use a value <= steps"),
         (spec_with(grid={"init_scale": [math.inf]}), "grid.init_scale[0]", "finite"),
         (spec_with(grid={"repr_lr": [True]}), "grid.repr_lr[0]", "expected a number"),
         (spec_with(grid=[1, 2]), "grid", "mapping"),
@@ -176,3 +183,148 @@ def test_task_defaults_follow_the_task():
     assert (s5.task.n, s5.task.op) == (5, "compose")
     # Only the kind's own parameters are written back (and hashed into run ids).
     assert set(s5.to_dict()["task"]) == {"name", "n", "op", "loss"}
+
+
+# ----------------------------------------------------------------------------- eval_every vs steps
+
+
+def test_eval_every_may_equal_steps():
+    assert spec_from_dict(spec_with(training={"steps": 100, "eval_every": 100})).training.eval_every == 100
+
+
+def test_default_eval_every_fits_a_run_shorter_than_it():
+    # Left out, eval_every is 10, or every step of a shorter run (the same logged steps: 0 and the last).
+    assert spec_from_dict(spec_with(training={"steps": 3})).training.eval_every == 3
+    assert spec_from_dict(spec_with(training={"steps": 300})).training.eval_every == 10
+    spec = spec_from_dict(spec_with(training={"steps": 1}))
+    assert spec_from_dict(spec.to_dict()) == spec  # the frozen copy (eval_every written out) reloads
+
+
+@settings(max_examples=80, deadline=None)
+@given(steps=st.integers(1, 10**6), eval_every=st.integers(1, 10**6))
+def test_eval_every_is_accepted_exactly_when_it_fits_in_steps(steps, eval_every):
+    data = spec_with(training={"steps": steps, "eval_every": eval_every})
+    if eval_every <= steps:
+        assert spec_from_dict(data).training.eval_every == eval_every
+    else:
+        err = error_of(data)
+        assert err.where == "training.eval_every"
+        assert f"eval_every {eval_every} exceeds training.steps {steps}" in str(err) and "\n" not in str(err)
+
+
+# ----------------------------------------------------------------------------- duplicate keys
+
+
+def load_text(tmp_path, text: str):
+    path = tmp_path / "s.yaml"
+    path.write_text(text)
+    return load_spec(path)
+
+
+@pytest.mark.parametrize(
+    "text, field, lines",
+    [
+        ("name: t\ntraining:\n  steps: 100\n  eval_every: 10\n  steps: 200\n", "training.steps", "lines 3 and 5"),
+        ("name: a\ndescription: x\nname: b\n", "name", "lines 1 and 3"),
+        ("name: t\ngrid: {seed: [0], seed: [1]}\n", "grid.seed", "line 2"),
+        ("name: t\ntraining:\n  early_stop:\n    patience: 3\n    patience: 4\n", "training.early_stop.patience", "lines 4 and 5"),
+        ("name: t\ngrid:\n  repr_lr: {logspace: [1e-5, 1e-2, 4], logspace: [1e-4, 1e-2, 3]}\n", "grid.repr_lr.logspace", "line 3"),
+        ("name: t\ntask: {name: modular}\nmodel: {name: mlp}\ntask: {name: toy_addition}\n", "task", "lines 2 and 4"),
+        # Found while reading, before validation: an unknown key given twice is a duplicate first.
+        ("name: t\ntraining:\n  stepz: 1\n  stepz: 2\n", "training.stepz", "lines 3 and 4"),
+    ],
+)
+def test_a_key_given_twice_is_refused_naming_the_field_and_lines(tmp_path, text, field, lines):
+    with pytest.raises(SpecError) as info:
+        load_text(tmp_path, text)
+    assert info.value.where == field
+    assert str(info.value) == f"{field}: given twice ({lines}); keep one"
+
+
+def test_yaml_merge_keys_may_still_be_overridden():
+    # '<<: *base' then an explicit key is YAML's override, not a key given twice.
+    data = parse_yaml("base: &b {steps: 10, eval_every: 5}\ntraining: {<<: *b, steps: 20}\n")
+    assert data["training"] == {"steps": 20, "eval_every": 5}
+
+
+def test_spec_yaml_reads_as_safe_load_does():
+    for path in sorted((ROOT / "sweeps").glob("*.yaml")):
+        text = path.read_text()
+        assert parse_yaml(text) == yaml.safe_load(text), path.name
+    text = "a: 1e-3\nb: [1.0e-3, yes, ~, 0x10]\nc: {d: 2020-01-01}\n"
+    assert parse_yaml(text) == yaml.safe_load(text)
+    assert parse_yaml(text)["a"] == "1e-3"  # YAML 1.1: a string, which spec.py converts
+
+
+# ----------------------------------------------------------------------------- the spec path
+
+
+def test_a_folder_is_not_a_spec_file_and_a_yaml_in_it_is_suggested(tmp_path):
+    with pytest.raises(SpecError) as info:
+        load_spec(ROOT / "sweeps")
+    assert info.value.problem == "is a folder, not a spec file"
+    assert info.value.fix == f"give a YAML file such as {ROOT / 'sweeps' / 'quickstart.yaml'}"
+    (tmp_path / "b.yaml").write_text("name: b\n")
+    (tmp_path / "a.yml").write_text("name: a\n")
+    (tmp_path / "notes.txt").write_text("")
+    with pytest.raises(SpecError, match="is a folder") as info:
+        load_spec(tmp_path)
+    assert info.value.fix == f"give a YAML file such as {tmp_path / 'a.yml'}"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(SpecError, match="is a folder, not a spec file; give the path of a sweep YAML file"):
+        load_spec(empty)
+
+
+def test_a_missing_path_is_still_no_such_file(tmp_path):
+    for path in (tmp_path / "absent.yaml", tmp_path / "absent" / "s.yaml", "nul\0byte.yaml"):
+        with pytest.raises(SpecError, match="no such file"):
+            load_spec(path)
+    (tmp_path / "file.yaml").write_text("name: t\n")
+    with pytest.raises(SpecError, match="no such file"):
+        load_spec(tmp_path / "file.yaml" / "below.yaml")
+
+
+def test_an_unreadable_file_is_a_one_line_spec_error(tmp_path, monkeypatch):
+    path = tmp_path / "s.yaml"
+    path.write_text("name: t\n")
+
+    def denied(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "read_text", denied)
+    with pytest.raises(SpecError) as info:
+        load_spec(path)
+    assert info.value.where == str(path)
+    assert "cannot be read (permission denied)" in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root reads any file")
+def test_a_file_without_read_permission_is_a_spec_error(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text("name: t\n")
+    path.chmod(0)
+    try:
+        with pytest.raises(SpecError, match="cannot be read"):
+            load_spec(path)
+    finally:
+        path.chmod(0o644)
+
+
+def test_a_file_that_is_not_utf8_is_a_one_line_spec_error(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_bytes(b"name: \xff\n")
+    with pytest.raises(SpecError, match="not valid YAML") as info:
+        load_spec(path)
+    assert "\n" not in str(info.value)
+
+
+# ----------------------------------------------------------------------------- packaging
+
+
+def test_pyproject_license_is_an_spdx_expression():
+    # The TOML-table form ({text = ...}) is deprecated in setuptools (a banner at every install).
+    tomllib = pytest.importorskip("tomllib")
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert project["project"]["license"] == "MIT"
+    assert "setuptools>=77" in project["build-system"]["requires"]  # PEP 639 expressions

@@ -7,6 +7,7 @@ passed validation fails the test at once instead of starting a sweep.
 
 from __future__ import annotations
 
+import json
 import math
 import tempfile
 from pathlib import Path
@@ -34,7 +35,10 @@ from grokgrid.spec import (
     ResourcesSpec,
     SweepSpec,
     TaskSpec,
+    SpecError,
     TrainingSpec,
+    load_spec,
+    parse_yaml,
     spec_from_dict,
 )
 
@@ -96,7 +100,7 @@ BAD_VALUES = [
     (("model", "hidden"), st.one_of(not_numeric_text, st.booleans(), st.lists(st.one_of(non_positive, not_numeric_text), min_size=1, max_size=3))),
     (("model", "activation"), bad_choice(ACTIVATIONS)),
     (("training", "steps"), st.one_of(not_an_integer, non_positive)),
-    (("training", "eval_every"), st.one_of(not_an_integer, non_positive)),
+    (("training", "eval_every"), st.one_of(not_an_integer, non_positive, st.integers(min_value=101))),  # BASE: 100 steps
     (("training", "optimizer"), bad_choice(OPTIMIZERS)),
     (("training", "betas"), st.one_of(not_a_number, st.lists(st.floats(0, 0.9), max_size=1), st.lists(st.floats(min_value=1.0, max_value=5.0), min_size=2, max_size=2))),
     (("training", "eps"), st.one_of(not_a_number, non_positive, not_finite)),
@@ -227,3 +231,81 @@ def test_garbage_files_are_exit_2_one_line_and_no_results_folder(text):
     else:
         return  # by chance a valid spec (e.g. "name: a"): not a bad spec
     _expect_refused(text)
+
+
+# ----------------------------------------------------------------------------- keys given twice
+
+field_name = st.text(alphabet="abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=12)
+plain_value = st.one_of(st.integers(-5, 10**6), st.floats(-1e6, 1e6), st.booleans(), st.none(), st.text(max_size=6),
+                        st.lists(st.integers(0, 9), max_size=3))
+
+
+def _emit(node: dict, path: tuple, target: tuple, items: list, key, lines: list[str], hits: list[int], indent: int = 0) -> None:
+    """Block YAML of ``node``, whose mapping at ``target`` has ``items`` (``key`` twice); the
+    lines of that key's two occurrences go into ``hits``."""
+    for k, v in items if path == target else list(node.items()):
+        pad = " " * indent
+        if path == target and k == key:
+            hits.append(len(lines) + 1)
+        if isinstance(v, dict):
+            lines.append(f"{pad}{json.dumps(k)}:")
+            _emit(v, path + (k,), target, items, key, lines, hits, indent + 2)
+        else:
+            lines.append(f"{pad}{json.dumps(k)}: {json.dumps(v)}")
+
+
+@st.composite
+def duplicated_key(draw):
+    """BASE as YAML text with one key of one mapping given twice (a known key, one BASE has at
+    that level, or any name), at random places in that mapping, with any values."""
+    level = draw(st.sampled_from(sorted(LEVELS)))
+    node = yaml.safe_load(yaml.safe_dump(BASE))
+    for part in level:
+        node = node[part]
+    key = draw(st.one_of(st.sampled_from(sorted(node)), st.sampled_from(LEVELS[level]), field_name))
+    items = [(k, v) for k, v in node.items() if k != key]
+    first = node.get(key, draw(plain_value))
+    second = draw(st.one_of(plain_value, st.just(first)))
+    i = draw(st.integers(0, len(items)))
+    items.insert(i, (key, first))
+    items.insert(draw(st.integers(i + 1, len(items))), (key, second))
+    lines: list[str] = []
+    hits: list[int] = []
+    _emit(yaml.safe_load(yaml.safe_dump(BASE)), (), level, items, key, lines, hits)
+    return "\n".join(lines) + "\n", ".".join(level + (key,)), hits
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=duplicated_key())
+def test_a_key_given_twice_anywhere_is_refused_naming_its_field_and_lines(case):
+    text, field, (first, second) = case
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "dup.yaml"
+        path.write_text(text, encoding="utf-8")
+        try:
+            load_spec(path)
+        except SpecError as err:
+            assert err.where == field, text
+            assert str(err) == f"{field}: given twice (lines {first} and {second}); keep one", text
+        else:
+            raise AssertionError(f"a key given twice was accepted:\n{text}")
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=duplicated_key())
+def test_a_key_given_twice_is_exit_2_one_line_through_the_cli(case):
+    _expect_refused(case[0])
+
+
+yaml_data = st.recursive(
+    plain_value,
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.one_of(st.text(max_size=4), st.integers()), inner, max_size=3)),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=yaml_data, flow=st.booleans())
+def test_without_repeated_keys_the_spec_loader_reads_as_safe_load(data, flow):
+    text = yaml.safe_dump(data, default_flow_style=flow, allow_unicode=True)
+    assert parse_yaml(text) == yaml.safe_load(text)
