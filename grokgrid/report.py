@@ -16,8 +16,9 @@ What the page holds, top to bottom:
   each cell's runs (seeds and anything else off the axes), with 'k/n' where the runs disagree and a
   marker where at least half carry a detail label, (b) the grokking delay t_val - t_train (median
   over the cell's runs that generalised), (c) the final val accuracy (mean);
-* the learning curves (train/val accuracy and loss, weight norm; log steps) of the runs of the
-  cell last clicked, with their timings and reasons;
+* the learning curves (train/val accuracy and loss, weight norm; log steps, with step 0 drawn at
+  half the first logged step, as the x titles say) of the runs of the cell last clicked, with
+  their timings and reasons;
 * the learning curves of up to ``MAX_OVERVIEW_RUNS`` runs, chosen per (phase, detail) group in
   proportion to its size and spread over the grid (the page says how many and how).
 
@@ -150,6 +151,7 @@ def resolve_axes(runs: pd.DataFrame, axes: Sequence[str | None] | None = None) -
                 raise ValueError(f"unknown axis {name!r}; valid axes for these runs: {', '.join(valid)}")
         if len(picked) == 2 and picked[0] is not None and picked[0] == picked[1]:
             raise ValueError(f"axes must differ, got {picked[0]!r} twice")
+        _check_varies(runs, [n for n in picked if n is not None], "axis", "axes", varying_hyperparameters(runs))
     picked += [None] * (2 - len(picked))
     return picked[0], picked[1]
 
@@ -162,7 +164,28 @@ def resolve_facet(runs: pd.DataFrame, facet: str | None, axes: Sequence[str | No
     if facet not in valid:
         what = "is already an axis" if facet in axes else "is not a hyperparameter of these runs"
         raise ValueError(f"facet {facet!r} {what}; valid facets: {', '.join(valid) or 'none'}")
+    _check_varies(runs, [facet], "facet", "facets", [h for h in varying_hyperparameters(runs) if h not in axes])
     return facet
+
+
+def varying_hyperparameters(runs: pd.DataFrame) -> list[str]:
+    """Hyperparameters (seed included: it can be put on an axis) that take more than one value."""
+    return [h for h in hyperparameter_columns(runs) if runs[h].nunique(dropna=True) > 1]
+
+
+def _check_varies(runs: pd.DataFrame, names: Sequence[str], one: str, many: str, varying: Sequence[str]) -> None:
+    """A named axis or facet with a single value would draw a 1 x 1 map (and overwrite the report
+    with it): a ValueError naming it and listing those that vary. The message starts with ``one``
+    ('axis' or 'facet'), which the CLI uses to name the option at fault."""
+    fixed = [n for n in names if runs[n].nunique(dropna=True) <= 1]
+    if not fixed:
+        return
+    values = [", ".join(format_value(v, 4) for v in runs[n].dropna().unique()) or "no value" for n in fixed]
+    named = ", ".join(f"{n!r} (= {v})" for n, v in zip(fixed, values))
+    verb = "has" if len(fixed) == 1 else "have"
+    label = one if len(fixed) == 1 else many
+    listed = ", ".join(varying) or "none"
+    raise ValueError(f"{label} {named} {verb} a single value in these runs; {many} that vary: {listed}")
 
 
 def axis_scale(values: Sequence[object]) -> str:
@@ -973,9 +996,12 @@ class CurveData:
 
 
 def curve_data(metrics: pd.DataFrame, run_ids: Sequence[str], max_points: int = MAX_CURVE_POINTS) -> CurveData:
-    """Each run's curves at step > 0 (a log axis has no 0), sorted by step and downsampled to the
-    first logged step at or after each of ``max_points`` log-spaced targets between its first and
-    last step, plus those two (runs with at most ``max_points`` steps keep them all).
+    """Each run's curves at step >= 0, sorted by step and downsampled to the first logged step at
+    or after each of ``max_points`` log-spaced targets between its first positive and its last
+    step, plus those two and step 0 (runs with at most ``max_points`` steps keep them all).
+
+    Step 0 (the untrained model) is kept at its true step; the figures draw it at
+    ``zero_step_x`` and say so, since a log axis has no 0.
 
     Vectorised over rows (10M rows in a few seconds); rows may come in any order.
     """
@@ -991,7 +1017,7 @@ def curve_data(metrics: pd.DataFrame, run_ids: Sequence[str], max_points: int = 
     to_run = pd.Index(run_ids).get_indexer(pd.Index(distinct).astype(str))
     codes = np.where(row_codes >= 0, to_run[np.maximum(row_codes, 0)], -1) if to_run.size else np.full(len(metrics), -1)
     steps = metrics["step"].to_numpy(dtype=np.int64)
-    rows = np.flatnonzero((codes >= 0) & (steps > 0))
+    rows = np.flatnonzero((codes >= 0) & (steps >= 0))
     codes, steps = codes[rows].astype(np.int64), steps[rows]
     if steps.size and steps.max() < (1 << 40) and n_runs < (1 << 22):
         key = (codes << 40) | steps
@@ -1011,8 +1037,15 @@ def curve_data(metrics: pd.DataFrame, run_ids: Sequence[str], max_points: int = 
     keep[small] = True
     big = np.flatnonzero(counts > max_points)
     if big.size:
-        first = steps[starts[big]].astype(np.float64)
-        last = steps[ends[big] - 1].astype(np.float64)
+        # The log-spaced targets start at the first positive step (log 0 is -inf); step 0, the
+        # run's first row when logged, is kept as well.
+        if key is not None:
+            positive = np.searchsorted(key, (big << 40) | 1)
+        else:  # pragma: no cover
+            positive = np.array([starts[b] + np.searchsorted(steps[starts[b] : ends[b]], 1) for b in big])
+        positive = np.minimum(positive, ends[big] - 1)
+        first = np.maximum(steps[positive], 1).astype(np.float64)
+        last = np.maximum(steps[ends[big] - 1], 1).astype(np.float64)
         frac = np.linspace(0.0, 1.0, max_points)
         targets = np.ceil(np.exp(np.log(first)[:, None] + np.outer(np.log(last / first), frac))).astype(np.int64)
         if key is not None:
@@ -1022,6 +1055,7 @@ def curve_data(metrics: pd.DataFrame, run_ids: Sequence[str], max_points: int = 
         pos = np.minimum(pos, (ends[big] - 1)[:, None])
         keep[pos.ravel()] = True
         keep[starts[big]] = True
+        keep[positive] = True
         keep[ends[big] - 1] = True
     picked = rows[keep]
     per_run = np.bincount(codes[keep], minlength=n_runs)
@@ -1056,6 +1090,29 @@ def log_ticks(lo: float, hi: float) -> dict:
         if lo * 0.8 <= m * 10.0**e <= hi * 1.25
     ]
     return dict(tickvals=values, ticktext=[format_value(v) for v in values])
+
+
+def zero_step_x(steps: np.ndarray) -> float:
+    """Where the step axes draw step 0 (a log axis has no 0): at half the smallest positive step
+    in the figure (1 if there is none). That is log10(2) = 0.3 decades left of the first logged
+    step, the same place for every run of the figure: next to the curves' start yet apart from
+    it, where placing it at step 1 would stretch the first segment over a decade or more (or sit
+    on a real step 1). The axis title (``step_title``) and the hover (the true step) say so;
+    the page's script (zeroStepX) does the same for the clicked cell's runs."""
+    positive = np.asarray(steps, dtype=float)
+    positive = positive[np.isfinite(positive) & (positive > 0)]
+    return float(positive.min()) / 2 if positive.size else 1.0
+
+
+def plotted_steps(steps: np.ndarray, zero_x: float) -> np.ndarray:
+    """x coordinates of ``steps`` on a log step axis: step 0 at ``zero_x`` (see zero_step_x)."""
+    steps = np.asarray(steps, dtype=float)
+    return np.where(steps > 0, steps, zero_x)
+
+
+def step_title(has_zero: bool, zero_x: float) -> str:
+    """The x title of a step panel; it names where step 0 is drawn when a run logged it."""
+    return f"step (step 0 drawn at {format_steps(zero_x)})" if has_zero else "step"
 
 
 def _positive_range(*arrays: np.ndarray) -> tuple[float, float]:
@@ -1189,11 +1246,15 @@ _OVERVIEW_PANELS = (  # (metric, row, col)
 
 
 def _overview_figure(table: pd.DataFrame, curves: CurveData, rows: Sequence[int], labels: Sequence[str], title) -> go.Figure:
+    chosen = np.concatenate([np.arange(curves.offsets[i], curves.offsets[i + 1]) for i in rows]) if len(rows) else []
+    chosen_steps = curves.steps[chosen]
+    zero_x = zero_step_x(chosen_steps)
     traces = []
     for i in rows:
         steps, values = curves.run(i)
         if steps.size == 0:
             continue
+        x = plotted_steps(steps, zero_x)
         phase = str(table.at[i, "phase"])
         detail = str(table.at[i, "detail"])
         name = html.escape(labels[i])
@@ -1203,8 +1264,9 @@ def _overview_figure(table: pd.DataFrame, curves: CurveData, rows: Sequence[int]
             traces.append(
                 dict(
                     type="scatter",
-                    x=steps,
+                    x=x,
                     y=values[metric],
+                    customdata=steps,  # the true step, for the hover (step 0 is drawn at zero_x)
                     xaxis=f"x{n}",
                     yaxis=f"y{n}",
                     mode="lines",
@@ -1214,7 +1276,7 @@ def _overview_figure(table: pd.DataFrame, curves: CurveData, rows: Sequence[int]
                     legendgroup=phase,
                     showlegend=False,
                     meta=[phase, metric, str(table.at[i, "run_id"])],
-                    hovertemplate=f"{name}<br>{tag}<br>step %{{x}}<br>{_SHORT[metric]} %{{y:.4g}}<extra></extra>",
+                    hovertemplate=f"{name}<br>{tag}<br>step %{{customdata}}<br>{_SHORT[metric]} %{{y:.4g}}<extra></extra>",
                 )
             )
     for phase in ordered_phases(table.loc[list(rows), "phase"].tolist()):
@@ -1225,22 +1287,20 @@ def _overview_figure(table: pd.DataFrame, curves: CurveData, rows: Sequence[int]
             )  # fmt: skip
         )
     log_loss = _loss_axis_is_log(curves)
-    chosen = np.concatenate([np.arange(curves.offsets[i], curves.offsets[i + 1]) for i in rows]) if len(rows) else []
-    step_range = _positive_range(curves.steps[chosen])
+    step_range = _positive_range(plotted_steps(chosen_steps, zero_x))
+    x_title = dict(text=step_title(bool((chosen_steps == 0).any()), zero_x))
     grid = _panel_grid(
         2, 3, ("train accuracy", "val accuracy", "weight norm", "train loss", "val loss", ""), 0.08, 0.16,
         showgrid=True, gridcolor="#eee", ticks="outside", exponentformat="power",
     )  # fmt: skip
-    for name in ("", "2", "3", "4", "5"):
-        grid[f"xaxis{name}"].update(type="log", **log_ticks(*step_range))
+    for name in ("", "2", "3", "4", "5"):  # every panel's x axis titled: they are read one by one
+        grid[f"xaxis{name}"].update(type="log", title=dict(x_title), **log_ticks(*step_range))
     for name in ("", "2"):
         grid[f"yaxis{name}"]["range"] = [-0.02, 1.03]
     for name, metric in (("4", "train_loss"), ("5", "val_loss")):
-        grid[f"xaxis{name}"]["title"] = dict(text="step")
         grid[f"yaxis{name}"]["type"] = "log" if log_loss else "linear"
         if log_loss:
             grid[f"yaxis{name}"].update(log_ticks(*_positive_range(curves.values[metric][chosen])))
-    grid["xaxis3"]["title"] = dict(text="step")
     grid["xaxis6"]["visible"] = grid["yaxis6"]["visible"] = False
     # Plain dicts, unvalidated: 1,000 traces validate in seconds (tests check that they would).
     fig = go.Figure(data=traces, layout=grid, _validate=False)
@@ -1283,6 +1343,9 @@ def learning_curves_figure(
 
 
 _CELL_HEIGHT, _CELL_BOTTOM, _CELL_LEGEND_COLUMNS, _CELL_LEGEND_ROW = 400, 70, 6, 22
+# A t_train / t_val label (~25 px) goes left of its line from this fraction of the (log) step
+# range on: right of it, it would run past the right edge of the ~295 px accuracy panel.
+_MARK_LABEL_FLIP = 0.85
 
 
 def cell_curves_figure(*, loss_log: bool = True) -> go.Figure:
@@ -1477,16 +1540,45 @@ _APP_JS = """<script>
                   ["train_loss", "x2", "y2", "dash"], ["val_loss", "x2", "y2", "solid"],
                   ["weight_norm", "x3", "y3", "solid"]];
     var baseLayout = curvesDiv.layout, baseAnnotations = (baseLayout.annotations || []).slice();
+    // Step 0 (logged before training) is drawn at half the smallest positive step of the cell's
+    // runs, as report.zero_step_x (a log axis has no 0); the x titles and the hovers say so.
+    function zeroStepX(stepLists) {
+      var lo = Infinity;
+      stepLists.forEach(function (s) { s.forEach(function (v) { if (v > 0 && v < lo) lo = v; }); });
+      return isFinite(lo) ? lo / 2 : 1;
+    }
+    function stepText(v) {  // as report.format_steps
+      var units = [["M", 1e6], ["k", 1e3]];
+      for (var i = 0; i < units.length; i++)
+        if (Math.abs(v) >= units[i][1]) return String(Number((v / units[i][1]).toPrecision(6))) + units[i][0];
+      return String(Number(v.toPrecision(6)));
+    }
+    // A t_train / t_val label sits right of its line, or left of it from report._MARK_LABEL_FLIP
+    // of the way across the (log) step range on: right of a line near the plot's right edge
+    // (t_val at the last step) it was cut off there, or plotly stretched the step axis past the
+    // last step to fit it (unlike the other two panels').
+    function markLabel(name, step, color, lo, hi) {
+      var at = hi > lo ? (Math.log10(step) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo)) : 0;
+      var left = at > %(label_flip)s;
+      return {text: name.replace("_", "<sub>") + "</sub>", x: Math.log10(step), xref: "x", y: 0.04,
+              yref: "y domain", xanchor: left ? "right" : "left", xshift: left ? -3 : 3, showarrow: false,
+              font: {size: 11, color: color}};
+    }
     function cellFigure(cell) {
       var shown = cell.runs.slice(0, data.max_cell_runs), traces = [], shapes = [], notes = baseAnnotations.slice();
-      shown.forEach(function (r) {
-        var steps = patterns[enc.pattern[r]], color = data.colors[runs.phase[r]] || "#BBBBBB";
+      var marks = [], stepLists = shown.map(function (r) { return patterns[enc.pattern[r]]; });
+      var zeroX = zeroStepX(stepLists);
+      var hasZero = stepLists.some(function (s) { return s.indexOf(0) >= 0; });
+      shown.forEach(function (r, k) {
+        var steps = stepLists[k], color = data.colors[runs.phase[r]] || "#BBBBBB";
+        var x = steps.map(function (s) { return s > 0 ? s : zeroX; });
         var tag = runs.phase[r] + (runs.detail[r] ? " · " + runs.detail[r] : "");
         PANELS.forEach(function (p) {
-          traces.push({type: "scatter", mode: "lines", x: steps, y: series(r, p[0]), xaxis: p[1], yaxis: p[2],
-                       line: {color: color, width: 2, dash: p[3]}, opacity: 0.85,
+          // customdata: the true step, for the hover (step 0 is drawn at zeroX).
+          traces.push({type: "scatter", mode: "lines", x: x, customdata: steps, y: series(r, p[0]), xaxis: p[1],
+                       yaxis: p[2], line: {color: color, width: 2, dash: p[3]}, opacity: 0.85,
                        name: runs.short[r] + " (" + tag + ")", legendgroup: runs.id[r], showlegend: p[0] === "val_acc",
-                       hovertemplate: esc(runs.label[r]) + "<br>" + esc(tag) + "<br>step %%{x}<br>" +
+                       hovertemplate: esc(runs.label[r]) + "<br>" + esc(tag) + "<br>step %%{customdata}<br>" +
                                       p[0].replace("_", " ") + " %%{y:.4g}<extra></extra>"});
         });
         if (shown.length <= 3) {  // mark t_train and t_val, as in the papers' figures
@@ -1495,10 +1587,7 @@ _APP_JS = """<script>
             if (step === null || step <= 0) return;
             shapes.push({type: "line", xref: "x", yref: "y domain", x0: step, x1: step, y0: 0, y1: 1,
                          line: {color: t[1], width: 1.2, dash: "dot"}});
-            if (shown.length === 1)
-              notes.push({text: t[0].replace("_", "<sub>") + "</sub>", x: Math.log10(step), xref: "x", y: 0.04,
-                          yref: "y domain", xanchor: "left", xshift: 3, showarrow: false,
-                          font: {size: 11, color: t[1] === "#777" ? "#555" : t[1]}});
+            if (shown.length === 1) marks.push([t[0], step, t[1] === "#777" ? "#555" : t[1]]);
           });
         }
       });
@@ -1524,11 +1613,17 @@ _APP_JS = """<script>
         return {tickvals: vals, ticktext: texts, dtick: null};
       }
       var legendRows = Math.ceil(shown.length / %(legend_columns)s);
+      var lo = Infinity, hi = -Infinity;  // the step range, as the (unpadded) line plots span it
+      steps.forEach(function (v) { if (v > 0 && isFinite(v)) { lo = Math.min(lo, v); hi = Math.max(hi, v); } });
+      marks.forEach(function (m) { notes.push(markLabel(m[0], m[1], m[2], lo, hi)); });
       var layout = Object.assign({}, baseLayout, {shapes: shapes, annotations: notes,
         height: %(height)s + %(legend_row)s * legendRows,
         margin: Object.assign({}, baseLayout.margin, {b: %(bottom)s + %(legend_row)s * legendRows})});
       var stepTicks = logTicks(steps);
-      ["xaxis", "xaxis2", "xaxis3"].forEach(function (a) { layout[a] = Object.assign({}, baseLayout[a], stepTicks); });
+      var xTitle = {text: hasZero ? "step (step 0 drawn at " + stepText(zeroX) + ")" : "step"};  // as report.step_title
+      ["xaxis", "xaxis2", "xaxis3"].forEach(function (a) {
+        layout[a] = Object.assign({}, baseLayout[a], stepTicks, {title: xTitle});
+      });
       if (baseLayout.yaxis2 && baseLayout.yaxis2.type === "log")
         layout.yaxis2 = Object.assign({}, baseLayout.yaxis2, logTicks(losses));
       return {data: traces, layout: layout};
@@ -1606,6 +1701,7 @@ _APP_JS = """<script>
     "bottom": _CELL_BOTTOM,
     "legend_columns": _CELL_LEGEND_COLUMNS,
     "legend_row": _CELL_LEGEND_ROW,
+    "label_flip": _MARK_LABEL_FLIP,
 }
 
 

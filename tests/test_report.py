@@ -481,15 +481,15 @@ def test_default_cell_prefers_a_grokking_cell_that_agrees(tables):
 # ----------------------------------------------------------------------------- curves
 
 
-def test_curve_data_keeps_positive_steps_in_order_for_each_run(tables):
+def test_curve_data_keeps_every_step_in_order_for_each_run(tables):
     runs, labels, metrics = tables
     ids = ["r0d0s0", "r2d2s1", "missing"]
     shuffled = metrics.sample(frac=1.0, random_state=1)
     curves = report.curve_data(shuffled, ids)
-    assert curves.run_ids == ids and list(np.diff(curves.offsets)) == [4, 4, 0]
+    assert curves.run_ids == ids and list(np.diff(curves.offsets)) == [5, 5, 0]
     steps, values = curves.run(0)
-    assert list(steps) == [10, 100, 1000, 10000]  # step 0 has no place on a log axis
-    expected = metrics[(metrics["run_id"] == "r0d0s0") & (metrics["step"] > 0)]
+    assert list(steps) == [0, 10, 100, 1000, 10000]  # step 0 too: the figures place it (zero_step_x)
+    expected = metrics[metrics["run_id"] == "r0d0s0"]
     for m in report.CURVE_METRICS:
         np.testing.assert_array_equal(values[m], expected[m].to_numpy())
     assert np.isnan(curves.run(1)[1]["val_loss"]).all()  # a diverged run's NaN losses stay NaN
@@ -510,6 +510,48 @@ def test_curve_data_downsamples_long_runs_to_log_spaced_steps():
     np.testing.assert_array_equal(values["val_acc"], steps / 10 - 1)  # values stay with their steps
     np.testing.assert_array_equal(curves.run(1)[0], steps)
     assert np.isnan(values["train_loss"]).all()  # a metric the frame lacks is NaN
+
+
+def test_curve_data_keeps_step_0_when_downsampling():
+    n = 5000
+    metrics = pd.DataFrame({"run_id": "a", "step": np.arange(n + 1) * 10, "val_acc": np.arange(n + 1.0)})
+    steps, values = report.curve_data(metrics, ["a"], max_points=50).run(0)
+    assert list(steps[:2]) == [0, 10]  # step 0, then the first positive step the log spacing starts at
+    assert steps[-1] == n * 10 and (np.diff(steps) > 0).all()
+    assert steps.size <= 52
+    assert (steps[1:] / np.maximum(steps[:-1], 1))[-10:].max() < 1.3  # still log-spaced
+    np.testing.assert_array_equal(values["val_acc"], steps / 10)
+
+
+def test_step_0_is_drawn_at_half_the_first_step_and_said_so(tables):
+    runs, labels, metrics = tables
+    assert report.zero_step_x(np.array([0, 10, 100])) == 5.0
+    assert report.zero_step_x(np.array([0, 1, 2])) == 0.5
+    assert report.zero_step_x(np.array([0])) == 1.0
+    fig = report.learning_curves_figure(runs, labels, metrics)
+    lines = [t for t in fig.data if t.meta[1] != "legend"]
+    for t in lines:
+        # Drawn at 5 (a log axis has no 0), hovered as what it is: step 0.
+        assert t.x[0] == 5.0 and t.customdata[0] == 0
+        np.testing.assert_array_equal(t.x[1:], t.customdata[1:])
+        assert "step %{customdata}" in t.hovertemplate and "%{x}" not in t.hovertemplate
+    titles = {fig.layout[f"xaxis{i}"].title.text for i in ("", "2", "3", "4", "5")}
+    assert titles == {"step (step 0 drawn at 5)"}
+    # Runs that never logged step 0 keep the plain title and their steps as they are.
+    later = report.learning_curves_figure(runs, labels, metrics[metrics["step"] > 0])
+    assert {later.layout[f"xaxis{i}"].title.text for i in ("", "2", "3", "4", "5")} == {"step"}
+    assert all(min(t.x) == 10 for t in later.data if t.meta[1] != "legend")
+
+
+def test_every_curves_panel_has_a_step_x_title(tables):
+    runs, labels, metrics = tables
+    overview = report.learning_curves_figure(runs, labels, metrics)
+    for name in ("", "2", "3", "4", "5"):  # xaxis6 is the empty slot (hidden)
+        assert overview.layout[f"xaxis{name}"].title.text.startswith("step"), name
+    assert overview.layout.xaxis6.visible is False
+    cell = report.cell_curves_figure()
+    for name in ("", "2", "3"):
+        assert cell.layout[f"xaxis{name}"].title.text == "step", name
 
 
 def test_encoded_curves_round_trip_within_float16_precision(tables):
@@ -561,7 +603,7 @@ def test_learning_curves_have_five_traces_per_run_coloured_by_phase(tables):
     for run_id, traces in runs_traces.items():
         assert sorted(t.meta[1] for t in traces) == sorted(report.CURVE_METRICS)
         assert {t.line.color for t in traces} == {PHASE_COLORS[phase_of[run_id]]}
-        assert all(min(t.x) > 0 for t in traces)  # step 0 dropped: log x axis
+        assert all(min(t.x) > 0 for t in traces)  # step 0 drawn at a positive step: log x axis
         assert not any(t.showlegend for t in traces)
     legend = [t.name for t in fig.data if t.showlegend]
     assert legend == list(PHASES)  # one entry per phase, toggling its runs (legendgroup)
@@ -633,7 +675,7 @@ def test_report_data_lets_a_click_show_each_cells_runs(tables, document):
     assert (data["runs"]["t_train"][r], data["runs"]["t_val"][r], data["runs"]["gap"][r]) == (100, 10000, 9900)
     assert data["runs"]["reason"][r] == "synthetic grokking <because>"
     steps, values = report.decode_curves(data["curves"], r)
-    assert list(steps) == [10, 100, 1000, 10000]
+    assert list(steps) == [0, 10, 100, 1000, 10000]  # the true steps; the script draws step 0 at 5
     assert data["colors"]["grokking"] == PHASE_COLORS["grokking"]
 
 
@@ -692,6 +734,45 @@ def test_write_report_checks_axes_and_facet_before_writing(tables, tmp_path):
         report.write_report(tmp_path, facet="nope")
     assert not (tmp_path / store.REPORT_FILE).exists()
     assert math.isclose(report.phase_grid(runs, labels, ("decoder_lr", "repr_lr"))["x"].iloc[0], 1e-5)
+
+
+def _write_sweep(folder, runs, labels, metrics) -> None:
+    store.write_runs(folder, runs)
+    store.write_labels(folder, labels)
+    for run_id, rows in metrics.groupby("run_id"):
+        store.write_metrics_part(folder, run_id, rows.reindex(columns=list(store.METRICS_SCHEMA.names)).to_dict("records"))
+
+
+def test_an_axis_or_facet_with_one_value_is_a_value_error_and_writes_nothing(tables, tmp_path):
+    runs, labels, metrics = tables
+    _write_sweep(tmp_path, runs, labels, metrics)
+    default = report.write_report(tmp_path).read_text(encoding="utf-8")
+    # repr_wd is fixed (0), seed varies: the message names the fixed axis and lists those that
+    # vary (seed too: it may go on an axis), on one line. The CLI prints it as "--axes: ...".
+    with pytest.raises(ValueError) as error:
+        report.write_report(tmp_path, axes=("repr_wd", "seed"))
+    assert str(error.value) == (
+        "axis 'repr_wd' (= 0) has a single value in these runs; axes that vary: repr_lr, decoder_lr, seed"
+    )
+    with pytest.raises(ValueError, match=r"^facet 'init_scale' \(= 1\) has a single value in these runs; "
+                                         r"facets that vary: seed$"):
+        report.write_report(tmp_path, facet="init_scale")
+    # The default report was not overwritten by a 1 x 1 map.
+    assert (tmp_path / store.REPORT_FILE).read_text(encoding="utf-8") == default
+
+    one_seed = runs[runs["seed"] == 0]
+    with pytest.raises(ValueError, match=r"^axes 'repr_wd' \(= 0\), 'seed' \(= 0\) have a single value .*"
+                                         r"axes that vary: repr_lr, decoder_lr$"):
+        report.render_report(one_seed, labels, metrics, title="t", axes=("repr_wd", "seed"))
+    with pytest.raises(ValueError, match="^facet 'seed'"):
+        report.phase_grid(one_seed, labels, facet="seed")
+    # What varies still goes on an axis or facet, seed included.
+    assert report.phase_grid(runs, labels, ("decoder_lr", "seed"), facet="repr_lr")["n_runs"].tolist() == [1] * 18
+    fresh = tmp_path / "fresh"
+    _write_sweep(fresh, runs, labels, metrics)
+    with pytest.raises(ValueError, match="'train_fraction'"):
+        report.write_report(fresh, axes=("repr_lr", "train_fraction"))
+    assert not (fresh / store.REPORT_FILE).exists()
 
 
 def test_hyperparameters_match_the_spec():

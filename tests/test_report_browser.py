@@ -239,6 +239,77 @@ def test_clicking_a_cell_shows_its_runs(page, tmp_path):
     assert probe["outline"] == [[1, cell["x"], cell["y"]]] * 2
 
 
+# Runs FUNCTION_BODY once the page has drawn and puts what it returns, as JSON, in <pre id="probe">.
+_PROBE = """<script>
+window.addEventListener("load", function () { setTimeout(function () {
+  var probe = document.createElement("pre");
+  probe.id = "probe";
+  probe.textContent = JSON.stringify((function () { %s })());
+  document.body.appendChild(probe);
+}, 500); });
+</script></body>"""
+
+
+def probe(page: Path, folder: Path, function_body: str) -> dict:
+    import json
+
+    probed = folder / f"probed_{page.name}"
+    probed.write_text(page.read_text().replace("</body>", _PROBE % function_body))
+    dom = dump_dom(probed)
+    assert js_errors(dom) == ""
+    return json.loads(re.search(r'<pre id="probe">(.*?)</pre>', dom, re.S).group(1).replace("&amp;", "&"))
+
+
+def single_run_cells_page(folder: Path) -> Path:
+    """Two cells of one run each, logged from step 0 to 20,000; the grokking one (the default
+    cell) generalises at its very last step, so its t_val line sits on the plot's right edge."""
+    steps = np.concatenate([[0], np.unique(np.round(np.geomspace(10, 20_000, 40)).astype(int))])
+    runs, labels, metrics = [], [], []
+    for i, (repr_lr, phase, t_val) in enumerate(((1e-3, "grokking", 20_000), (1e-2, "comprehension", 200))):
+        run_id = f"r{i}"
+        runs.append(dict(run_id=run_id, pack_id="p", repr_lr=repr_lr, decoder_lr=1e-3, repr_wd=0.0, decoder_wd=0.0,
+                         init_scale=1.0, train_fraction=0.5, seed=0, status="done"))
+        labels.append(dict(run_id=run_id, phase=phase, reason="synthetic", t_train=100, t_val=t_val, gap=t_val - 100,
+                           final_train_acc=1.0, final_val_acc=1.0, detail=""))
+        metrics.append(pd.DataFrame({"run_id": run_id, "step": steps, "train_loss": 1 / (1 + steps),
+                                     "val_loss": 2 / (1 + steps), "train_acc": (steps >= 100) * 0.9 + 0.1,
+                                     "val_acc": (steps >= t_val) * 0.9 + 0.1, "weight_norm": 10 + np.log1p(steps)}))
+    text = report.render_report(pd.DataFrame(runs), pd.DataFrame(labels), pd.concat(metrics), title="one run a cell")
+    path = folder / "single.html"
+    path.write_text(text)
+    return path
+
+
+# The t_val label's box, its line and the accuracy panel's plot area (page pixels), the first
+# trace's first points and hover, and the three x titles, as drawn.
+_CELL_CURVES_PROBE = """
+  var d = document.getElementById("%(curves)s"), layout = d._fullLayout, xa = layout.xaxis;
+  var box = d.querySelector(".main-svg").getBoundingClientRect(), t_val = %(t_val)s;
+  var label = d.querySelector('.annotation-text[data-unformatted="t<sub>val</sub>"]').getBoundingClientRect();
+  return {label: [label.left, label.right], plot: [box.left + xa._offset, box.left + xa._offset + xa._length],
+          line: box.left + xa._offset + xa.d2p(t_val),
+          x: d.data[0].x.slice(0, 2), customdata: (d.data[0].customdata || []).slice(0, 2),
+          hover: d.data[0].hovertemplate,
+          titles: ["xaxis", "xaxis2", "xaxis3"].map(function (a) { return layout[a].title.text; })};
+""" % {"curves": report.CELL_CURVES_ID, "t_val": 20_000}
+
+
+def test_selected_cells_curves_keep_the_t_val_label_and_step_0_in_view(tmp_path):
+    page = single_run_cells_page(tmp_path)
+    seen = probe(page, tmp_path, _CELL_CURVES_PROBE)
+    # The t_val line at the last step sits on the plot's right edge; its label reads in full
+    # left of it, inside the plot area (it used to hang right of the line, at the edge, where
+    # it was cut, or stretched the panel's step axis past the last step to make room).
+    left, right = seen["label"]
+    assert seen["plot"][0] <= left < right <= seen["line"] <= seen["plot"][1] + 0.5, seen
+    assert seen["plot"][1] - seen["line"] < 2, seen
+    # Step 0 is drawn at half the first logged step (a log axis has no 0), hovered as step 0,
+    # and every x title says so.
+    assert seen["x"] == [5, 10] and seen["customdata"] == [0, 10]
+    assert "step %{customdata}" in seen["hover"]
+    assert seen["titles"] == ["step (step 0 drawn at 5)"] * 3
+
+
 def test_overview_rendered(dom):
     overview = element(dom, report.LEARNING_CURVES_ID)
     assert 'class="main-svg"' in overview and 'class="trace scatter' in overview
