@@ -1,5 +1,5 @@
 """`python -m grokgrid` is the `grokgrid` command."""
 
-from grokgrid.cli import app
+from grokgrid.cli import run
 
-app(prog_name="grokgrid")
+run()

@@ -69,6 +69,7 @@ LOSSES = ("mse", "ce")
 ACTIVATIONS = ("tanh", "relu", "gelu", "silu")
 OPTIMIZERS = ("adamw", "adam", "sgd")
 PRECISIONS = ("float32", "float64")
+MAX_AXIS_VALUES = 100_000  # values of one grid axis (a finer axis is a typo, not a phase diagram)
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -483,6 +484,8 @@ def _grid_values(where: str, raw: Any) -> list[float]:
         start, stop = _number(f"{where}.{kind}[0]", args[0]), _number(f"{where}.{kind}[1]", args[1])
         num = _integer(f"{where}.{kind}[2]", args[2])
         _at_least(f"{where}.{kind}[2]", num, 1)
+        if num > MAX_AXIS_VALUES:  # checked before the values are built: a typo must answer at once
+            raise SpecError(f"{where}.{kind}[2]", f"{num:,} values on one axis", f"use at most {MAX_AXIS_VALUES:,} (is it a typo?)")
         if kind == "logspace":
             for i, v in enumerate((start, stop)):
                 _at_least(f"{where}.logspace[{i}]", v, 0, strict=True)
@@ -780,6 +783,8 @@ def load_spec(path: str | Path) -> SweepSpec:
     except yaml.YAMLError as exc:
         problem = " ".join(str(exc).split())
         raise SpecError(_shown_key(str(path)), f"not valid YAML ({problem})", "fix the YAML syntax") from None
+    except RecursionError:  # thousands of nested brackets: no spec is written like that
+        raise SpecError(_shown_key(str(path)), "not valid YAML (nested too deeply)", "fix the YAML syntax") from None
     return spec_from_dict(data)
 
 

@@ -12,6 +12,7 @@ No torch or Ray import here: reports must work on a laptop with only pandas and 
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from typing import Iterable, Mapping, Sequence
 
 import pandas as pd
@@ -76,9 +77,6 @@ REPORT_FILE = "report.html"
 METRICS_DIR = "metrics"
 CHECKPOINTS_DIR = "checkpoints"
 TUNE_DIR = "tune"
-
-RUN_STATUSES = ("pending", "done", "failed")
-
 
 # ----------------------------------------------------------------------------- atomic writes
 
@@ -149,37 +147,65 @@ def _read_part(path: Location) -> pa.Table:
     return table.select(PART_SCHEMA.names).cast(PART_SCHEMA)
 
 
+@dataclass(frozen=True)
+class Unreadable:
+    """A file in the results folder that could not be read (torn, foreign, or no permission)."""
+
+    path: Location
+    problem: str
+    run_id: str | None = None  # the run whose metrics part it is
+
+    def describe(self) -> str:
+        return f"{self.path}: {self.problem}"
+
+
+def scan_metrics(sweep_dir: PathLike, run_ids: Iterable[str] | None = None) -> tuple[pd.DataFrame, list[Unreadable]]:
+    """All readable metric rows of the sweep (or of ``run_ids``), sorted by (run_id, step) and
+    deduplicated, and the parts that could not be read. Callers that must not compute anything
+    from partial data (labels, the done check) look at the second list."""
+    tables, unreadable = [], []
+    for f in _part_files(sweep_dir, run_ids):
+        run_id = f.parent.name.removeprefix("run_id=")
+        try:
+            t = _read_part(f)
+        except Exception as exc:  # noqa: BLE001 - any unreadable file is reported, never fatal here
+            unreadable.append(Unreadable(f, " ".join(str(exc).split()) or type(exc).__name__, run_id))
+            continue
+        tables.append(t.add_column(0, METRICS_SCHEMA.field("run_id"), pa.array([run_id] * t.num_rows, pa.string())))
+    if not tables:
+        return METRICS_SCHEMA.empty_table().to_pandas(), unreadable
+    frame = pa.concat_tables(tables).to_pandas()
+    # A resumed run may rewrite steps after its last checkpoint: the later part wins.
+    frame = frame.drop_duplicates(subset=["run_id", "step"], keep="last")
+    return frame.sort_values(["run_id", "step"], kind="stable").reset_index(drop=True), unreadable
+
+
 def read_metrics(sweep_dir: PathLike, run_ids: Iterable[str] | None = None) -> pd.DataFrame:
     """All metric rows of the sweep (or of ``run_ids``), sorted by (run_id, step), deduplicated.
 
     A part that cannot be read, or whose schema is not ours, is skipped with a warning: one torn
-    file must not hide every other run's results.
+    file must not hide every other run's results (``scan_metrics`` returns them instead).
     """
-    tables = []
-    for f in _part_files(sweep_dir, run_ids):
-        try:
-            t = _read_part(f)
-        except Exception as exc:  # noqa: BLE001 - any unreadable file is reported and skipped
-            warnings.warn(f"skipping unreadable metrics file {f}: {exc}", stacklevel=2)
-            continue
-        run_id = f.parent.name.removeprefix("run_id=")
-        tables.append(t.add_column(0, METRICS_SCHEMA.field("run_id"), pa.array([run_id] * t.num_rows, pa.string())))
-    if not tables:
-        return METRICS_SCHEMA.empty_table().to_pandas()
-    frame = pa.concat_tables(tables).to_pandas()
-    # A resumed run may rewrite steps after its last checkpoint: the later part wins.
-    frame = frame.drop_duplicates(subset=["run_id", "step"], keep="last")
-    return frame.sort_values(["run_id", "step"], kind="stable").reset_index(drop=True)
+    frame, unreadable = scan_metrics(sweep_dir, run_ids)
+    for bad in unreadable:
+        warnings.warn(f"skipping unreadable metrics file {bad.path}: {bad.problem}", stacklevel=2)
+    return frame
+
+
+def part_first_step(path: Location) -> int | None:
+    """The first step of a metrics part, from its name (None for a name that is not ours)."""
+    try:
+        return int(path.name.removesuffix(".parquet").split("-", 1)[1])
+    except (IndexError, ValueError):
+        return None
 
 
 def clear_metrics_from(sweep_dir: PathLike, run_id: str, first_step: int) -> None:
-    """Delete a run's parts that start at or after ``first_step`` (used when a run restarts)."""
+    """Delete a run's parts that start at or after ``first_step`` (used when a run restarts);
+    from step 0, every part of the run, a torn or foreign one included."""
     for f in _part_files(sweep_dir, [run_id]):
-        try:
-            start = int(f.name.removesuffix(".parquet").split("-", 1)[1])
-        except (IndexError, ValueError):
-            continue
-        if start >= first_step:
+        start = part_first_step(f)
+        if first_step <= 0 or (start is not None and start >= first_step):
             f.unlink()
 
 
@@ -193,21 +219,47 @@ def write_runs(sweep_dir: PathLike, runs: pd.DataFrame) -> Location:
     return path
 
 
+class DamagedFile(ValueError):
+    """A table of the results folder exists but cannot be read (torn, foreign, no permission)."""
+
+    def __init__(self, path: Location, problem: str):
+        self.path, self.problem = path, " ".join(problem.split())
+        super().__init__(f"{path} is unreadable ({self.problem})")
+
+
+RUNS_COLUMNS = ("run_id", "pack_id", "status")
+
+
+def _read_table(path: Location, schema: pa.Schema | None = None) -> pd.DataFrame:
+    try:
+        return pq.read_table(path.path, filesystem=path.fs, schema=schema).to_pandas()
+    except Exception as exc:  # noqa: BLE001 - torn, foreign or unreadable: one error type for callers
+        raise DamagedFile(path, str(exc) or type(exc).__name__) from None
+
+
 def read_runs(sweep_dir: PathLike) -> pd.DataFrame:
+    """The runs table; FileNotFoundError when absent, DamagedFile when it cannot be read or
+    lacks the columns every runs table has."""
     path = as_location(sweep_dir) / RUNS_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: is {sweep_dir} a grokgrid results folder?")
-    return pq.read_table(path.path, filesystem=path.fs).to_pandas()
+    table = _read_table(path)
+    missing = [c for c in RUNS_COLUMNS if c not in table.columns]
+    if missing:
+        raise DamagedFile(path, f"no column {', '.join(missing)}: not a grokgrid runs table")
+    return table
 
 
-def write_labels(sweep_dir: PathLike, labels: pd.DataFrame) -> Location:
-    path = as_location(sweep_dir) / LABELS_FILE
+def write_labels(sweep_dir: PathLike, labels: pd.DataFrame, path: PathLike | None = None) -> Location:
+    """The labels table, in the results folder or at ``path``."""
+    path = as_location(sweep_dir) / LABELS_FILE if path is None else as_location(path)
     atomic_write_table(path, _table(labels, LABELS_SCHEMA))
     return path
 
 
 def read_labels(sweep_dir: PathLike) -> pd.DataFrame:
+    """The labels table; FileNotFoundError when absent, DamagedFile when it cannot be read."""
     path = as_location(sweep_dir) / LABELS_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: run `grokgrid classify {sweep_dir}` first")
-    return pq.read_table(path.path, filesystem=path.fs, schema=LABELS_SCHEMA).to_pandas()
+    return _read_table(path, LABELS_SCHEMA)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -25,11 +26,14 @@ os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # we write our
 os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")  # trials use absolute paths
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+# Ctrl-C and SIGTERM are the driver's (interrupts.py): Tune's own SIGINT handler would end the
+# loop as if the sweep were over, and the driver could not tell an interrupt from the end.
+os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")
 
 import ray  # noqa: E402
 from ray import tune  # noqa: E402
 
-from grokgrid import store  # noqa: E402
+from grokgrid import interrupts, store  # noqa: E402
 from grokgrid.grid import Pack  # noqa: E402
 from grokgrid.spec import SweepSpec  # noqa: E402
 from grokgrid.storage import Location, PathLike, as_location  # noqa: E402
@@ -46,6 +50,10 @@ class PackOutcome:
     node_id: str | None = None  # the Ray node that trained it (last attempt)
 
 
+class _StopRequested(Exception):
+    """Raised inside Tune's loop to leave it (an Exception: Tune then stops its trials)."""
+
+
 class TuneStateUnusable(RuntimeError):
     """Tune's saved experiment cannot continue these packs (absent, torn, or of other packs)."""
 
@@ -54,19 +62,70 @@ ProgressFn = Callable[[str, int], None]  # (pack_id, step reached)
 PackDoneFn = Callable[[PackOutcome], None]
 
 
-def connect(address: str | None = None, num_cpus: int | None = None) -> None:
-    """Join the cluster at ``address`` (or RAY_ADDRESS), else start a local Ray in-process."""
+class ClusterUnusable(RuntimeError):
+    """The cluster cannot be reached, or can never run a trial with these resources."""
+
+
+# Seconds to wait for a TCP answer from --address before calling it unreachable (Ray itself
+# retries a dead GCS address for minutes without a word).
+CONNECT_TIMEOUT_S = 10.0
+
+
+def _probe(address: str, timeout: float) -> None:
+    """Fail fast when nothing answers at ``address`` (host:port or ray://host:port)."""
+    if address in ("auto", "local"):
+        return  # ray.init resolves these itself, and fails at once when there is no cluster
+    host_port = address.removeprefix("ray://").rsplit("/", 1)[0]
+    host, _, port = host_port.rpartition(":")
+    if not host or not port.isdigit():
+        raise ClusterUnusable(f"{address!r} is not host:port or ray://host:port")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        reason = "no answer" if isinstance(exc, TimeoutError) else " ".join(str(exc).split())
+        raise ClusterUnusable(f"nothing answers at {host_port} within {timeout:g} s ({reason})") from None
+
+
+def connect(address: str | None = None, num_cpus: int | None = None, timeout: float = CONNECT_TIMEOUT_S) -> bool:
+    """Join the cluster at ``address`` (or RAY_ADDRESS), else start a local Ray in-process;
+    returns False when this process was connected already (nothing done). An address where
+    nothing answers within ``timeout`` seconds raises ClusterUnusable."""
     if ray.is_initialized():
-        return
+        return False
     address = address or os.environ.get("RAY_ADDRESS") or None
     kwargs = dict(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False, configure_logging=True)
     if address:
+        _probe(address, timeout)
         ray.init(address=address, **kwargs)
     else:
         # "local": always a new Ray of our own. Without it ray.init joins the cluster named in
         # /tmp/ray/ray_current_cluster (left by `ray start` or a test cluster), and a resumed
         # sweep would land on whatever Ray happens to run on the machine.
         ray.init(address="local", num_cpus=num_cpus, **kwargs)
+    interrupts.reclaim()  # ray.init's own SIGTERM handler would exit without a graceful stop
+    return True
+
+
+def disconnect() -> None:
+    """Leave the cluster (a local Ray stops, with every trial it still ran)."""
+    if ray.is_initialized():
+        ray.shutdown()
+
+
+def check_resources(resources) -> None:
+    """Raise ClusterUnusable when no node of the cluster has the CPUs and GPUs one trial asks
+    for: Tune would keep such a trial pending forever. (An autoscaling cluster that adds
+    bigger nodes later is not foreseen here: start one such node first.)"""
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+    need = {"CPU": resources.cpus_per_trial, "GPU": resources.gpus_per_trial}
+    if any(all(node.get(k, 0.0) >= v for k, v in need.items() if v > 0) for node in nodes):
+        return
+    largest = {k: max((node.get(k, 0.0) for node in nodes), default=0.0) for k in need}
+    option = "gpus_per_trial" if resources.gpus_per_trial > largest["GPU"] else "cpus_per_trial"
+    raise ClusterUnusable(
+        f"resources.{option}: a trial asks for {need['CPU']:g} CPU(s) and {need['GPU']:g} GPU(s), "
+        f"but the largest node has {largest['CPU']:g} CPU(s) and {largest['GPU']:g} GPU(s)"
+    )
 
 
 def parallel_slots(resources) -> int:
@@ -103,6 +162,12 @@ class _TuneCallback(tune.Callback):
 
     def _handlers(self) -> tuple[dict[str, Pack], ProgressFn | None, PackDoneFn | None]:
         return _HANDLERS.get(self.key, ({}, None, None))
+
+    def on_step_begin(self, iteration, trials, **info):
+        # A signal asked the driver to stop (interrupts.graceful): leave Tune's loop now.
+        # Tune stops the trials on the way out; their checkpoints and rows stay on disk.
+        if interrupts.requested() is not None:
+            raise _StopRequested()
 
     @staticmethod
     def _pack_id(trial) -> str:
@@ -181,7 +246,11 @@ def _fit(tuner: tune.Tuner, sweep_dir: Location, by_id: dict[str, Pack], on_prog
     key = sweep_dir.uri
     _HANDLERS[key] = (by_id, on_progress, on_pack_done)
     try:
-        results = tuner.fit()
+        with interrupts.graceful():  # raises interrupts.Interrupted when a signal came
+            try:
+                results = tuner.fit()
+            except _StopRequested:
+                pass
     finally:
         _HANDLERS.pop(key, None)
     return _outcomes(results, by_id, packs_of_trials)

@@ -9,6 +9,7 @@ cut out of the batched parameters, so the pack gets cheaper as its runs finish.
 from __future__ import annotations
 
 import ctypes
+import functools
 import math
 import os
 import sys
@@ -24,6 +25,7 @@ from grokgrid.grid import RunConfig
 from grokgrid import progress_measures
 from grokgrid.models import build_model, token_embedding
 from grokgrid.optim import BatchedAdamW, ParamGroup
+from grokgrid.schedule import eval_steps, logged_steps  # noqa: F401 - eval_steps: part of train's API
 from grokgrid.spec import SweepSpec
 from grokgrid.storage import Location
 from grokgrid.tasks import TaskData, ToyAddition, derive_seed, load_task, split_mask
@@ -220,27 +222,6 @@ def evaluate(state: PackState) -> dict[str, torch.Tensor]:
     return {k: v.to(torch.float64) for k, v in values.items()}
 
 
-def eval_steps(total_steps: int, every: int, dense_until: int | None = None, per_decade: int | None = None) -> list[int]:
-    """Logged steps: 0, every, 2*every, ... (up to ``dense_until`` when given, then
-    ``per_decade`` geometric steps per factor of 10), and always the last step."""
-    dense_end = total_steps if dense_until is None else min(dense_until, total_steps)
-    steps = set(range(0, dense_end + 1, every))
-    if dense_until is not None and per_decade:
-        i = 1
-        while (step := round(dense_end * 10 ** (i / per_decade))) < total_steps:
-            steps.add(step)
-            i += 1
-    steps.add(total_steps)
-    return sorted(steps)
-
-
-def logged_steps(spec: SweepSpec) -> list[int]:
-    schedule = spec.training.log_schedule
-    if schedule is None:
-        return eval_steps(spec.training.steps, spec.training.eval_every)
-    return eval_steps(spec.training.steps, spec.training.eval_every, schedule.dense_until, schedule.per_decade)
-
-
 def keep_runs(state: PackState, keep: Sequence[bool]) -> None:
     """Drop the runs whose ``keep`` is false from the pack: parameters, optimizer state, masks.
 
@@ -366,6 +347,7 @@ def run_pack(spec: SweepSpec, runs: Sequence[RunConfig], device: str | torch.dev
     return PackTrainer(spec, runs, device).rows()
 
 
+@functools.lru_cache(maxsize=8)  # the driver asks for it while planning, packing and estimating
 def parameters_per_run(spec: SweepSpec) -> int:
     """How many parameters one run of this spec trains (sizes packs)."""
     run = RunConfig(run_id="size", repr_lr=1e-3, decoder_lr=1e-3, repr_wd=0.0, decoder_wd=0.0,

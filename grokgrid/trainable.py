@@ -24,7 +24,7 @@ from typing import Any
 import ray
 from ray import tune
 
-from grokgrid import store, train
+from grokgrid import completion, store, train
 from grokgrid.grid import Pack
 from grokgrid.spec import spec_from_dict
 from grokgrid.storage import Location, as_location
@@ -109,11 +109,19 @@ def _restore(trainer: train.PackTrainer, sweep_dir: Location, pack_id: str) -> i
         data = _load("results-folder", path, trainer, pack_id)
         if data is not None:
             found.append(data)
-    if not found:
-        return None
-    latest = max(found, key=lambda data: int(data["trainer"]["step"]))
-    train.restore_checkpoint(trainer, latest)
-    return trainer.step
+    metrics, unreadable = store.scan_metrics(sweep_dir, trainer.all_run_ids)
+    for data in sorted(found, key=lambda data: int(data["trainer"]["step"]), reverse=True):
+        step = int(data["trainer"]["step"])
+        # The checkpoint assumes every row up to its step is on disk (it came right after a
+        # flush); a run whose rows there are missing or torn (a damaged part since) would be
+        # left with a hole, so such a checkpoint is not used.
+        holes = completion.whole_up_to(trainer.spec, step, trainer.all_run_ids, metrics, unreadable)
+        if holes:
+            log.warning("pack %s: not using its checkpoint of step %d: run %s lacks rows up to it", pack_id, step, holes[0])
+            continue
+        train.restore_checkpoint(trainer, data)
+        return trainer.step
+    return None
 
 
 def _save(trainer: train.PackTrainer, sweep_dir: Location, pack_id: str, metrics: dict[str, Any]) -> None:

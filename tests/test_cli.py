@@ -174,7 +174,7 @@ def test_classify_overrides_and_report_axes(tiny_sweep):
 
 def test_bad_per_trial_resources_are_one_line_errors(tmp_path):
     spec = write_spec(tmp_path, TINY)
-    for flag, value, words in (("--gpus-per-trial", "-1", "must be >= 0"), ("--cpus-per-trial", "0", "must be > 0")):
+    for flag, value, words in (("--gpus-per-trial", "-1", "must be a finite number >= 0"), ("--cpus-per-trial", "0", "must be a finite number > 0")):
         result = invoke("sweep", spec, "--results", tmp_path / "r", flag, value)
         assert result.exit_code == 2 and result.stderr.startswith(f"error: {flag}: {words}")
         assert len(result.stderr.strip().splitlines()) == 1

@@ -98,3 +98,18 @@ def test_optional_training_features_left_off_do_not_enter_the_id():
     assert grid.expand(make({}, training={"warmup_steps": 0, "batch_size": None}))[0].run_id == base
     assert grid.expand(make({}, training={"warmup_steps": 10}))[0].run_id != base
     assert grid.expand(make({}, training={"batch_size": 8}))[0].run_id != base
+
+
+def test_fast_expansion_gives_the_ids_of_run_id_for_every_shipped_sweep():
+    from pathlib import Path
+
+    from grokgrid.spec import load_spec
+
+    for path in sorted(Path(__file__).parent.parent.glob("sweeps/*.yaml")):
+        spec = load_spec(path)
+        runs = grid.expand(spec)
+        assert [r.run_id for r in runs] == [grid.run_id(spec, r.hyperparameters()) for r in runs], path.name
+        assert len(runs) == grid.count(spec)
+    # pinned: ids never change for an existing spec (results folders would stop resuming)
+    quickstart = grid.expand(load_spec(Path(__file__).parent.parent / "sweeps" / "quickstart.yaml"))
+    assert quickstart[0].run_id == "de0af5663fab"

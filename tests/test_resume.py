@@ -323,26 +323,46 @@ def test_a_second_driver_is_refused_with_one_line_and_changes_nothing(tmp_path):
     assert after == before
 
 
-def test_status_counts_runs_and_reports_torn_and_foreign_files(tmp_path):
+def test_status_counts_runs_from_the_rows_on_disk_and_reports_torn_and_foreign_files(tmp_path):
     _, sweep_dir = _fake_results(tmp_path)
-    run_dirs = sorted((sweep_dir / store.METRICS_DIR).iterdir())
-    (run_dirs[1] / "part-000000000030.parquet").write_bytes(b"PAR1 torn")
-    pa_table = pa.table({"x": [1, 2]})
-    import pyarrow.parquet as pq
-
-    pq.write_table(pa_table, run_dirs[1] / "part-000000000040.parquet")  # a foreign Parquet file
+    runs = store.read_runs(sweep_dir)
+    done_run, open_run = runs["run_id"][0], runs["run_id"][1]
     result = invoke("status", sweep_dir)
     assert result.exit_code == 0, result.output
-    assert "2 runs: 1 done, 1 running, 0 pending, 0 failed" in " ".join(result.stdout.split())
+    assert "2 runs: 1 done, 1 started, 0 pending, 0 failed; 60/80 run-steps done on disk (75%)" in " ".join(result.stdout.split())
     assert "no driver is running" in " ".join(result.stdout.split())
+
+    # runs.parquet's word is not taken: a run marked done whose rows end early is not done.
+    runs.loc[runs["run_id"] == open_run, "status"] = "done"
+    store.write_runs(sweep_dir, runs)
+    assert "1 done, 1 started" in " ".join(invoke("status", sweep_dir).stdout.split())
+    labelled = invoke("classify", sweep_dir)
+    assert labelled.exit_code == 0 and "1 of 2 runs are unfinished: their labels are provisional" in " ".join(labelled.stdout.split())
+    labels_before = (sweep_dir / store.LABELS_FILE).read_bytes()
+
+    torn_dir = sweep_dir / store.METRICS_DIR / f"run_id={done_run}"
+    (torn_dir / "part-000000000030.parquet").write_bytes(b"PAR1 torn")
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"x": [1, 2]}), torn_dir / "part-000000000040.parquet")  # a foreign Parquet file
+    result = invoke("status", sweep_dir)
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.stdout.split())
+    assert "2 runs: 0 done, 1 started, 0 pending, 0 failed, 1 damaged" in text
+    assert f"damaged: run {done_run}: unreadable metrics part" in text
     assert "phases so far" in result.stdout
     warnings_ = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
     assert len(warnings_) == 2 and all("part-0000000000" in w for w in warnings_)
-    # classify and report skip them too, with a warning, and do not crash
+    # classify and report refuse to label or draw partial rows: one line naming the run or file
+    # and the fix, exit 2, nothing written.
     for command in ("classify", "report"):
-        with pytest.warns(UserWarning, match="skipping unreadable metrics file"):
-            out = invoke(command, sweep_dir)
-        assert out.exit_code == 0, (command, out.output, out.stderr)
+        out = invoke(command, sweep_dir)
+        assert out.exit_code == 2, (command, out.output)
+        line = out.stderr.strip()
+        assert len(line.splitlines()) == 1 and "Traceback" not in out.output
+        assert f"grokgrid resume {sweep_dir}` trains the damaged run(s) again" in line, line
+        assert done_run in line or "part-0000000000" in line
+    assert (sweep_dir / store.LABELS_FILE).read_bytes() == labels_before and not (sweep_dir / store.REPORT_FILE).exists()
 
 
 def test_status_and_resume_refuse_a_folder_that_is_not_a_sweep(tmp_path):
@@ -502,3 +522,93 @@ def test_sigkill_the_driver_then_resume_equals_an_uninterrupted_sweep(tmp_path, 
     total = len(runs) * KILL["training"]["steps"]
     print(f"\n[{point}] resumed packs {restored or 'none (restarted from step 0)'}; "
           f">= {recomputed} of {total} run-steps recomputed ({100 * recomputed / total:.1f}%)")
+
+
+# ----------------------------------------------------------------------------- SIGINT / SIGTERM (slow)
+
+
+def _wait_for_rows(proc: subprocess.Popen, sweep_dir: Path, log: Path) -> None:
+    deadline = time.monotonic() + 120
+    while not any((sweep_dir / store.METRICS_DIR).glob("run_id=*/part-*.parquet")):
+        assert proc.poll() is None, "the sweep ended before its first rows:\n" + log.read_text()
+        assert time.monotonic() < deadline, "no rows in time"
+        time.sleep(0.02)
+
+
+INTERRUPTS = [
+    # (signals, sent to: "group" = the driver's process group, as a terminal's Ctrl-C or systemd
+    # does; "driver" = its pid alone, as `kill`, docker stop or Kubernetes do; seed of the moment)
+    ((signal.SIGINT,), "group", 1),
+    ((signal.SIGINT,), "group", 2),
+    ((signal.SIGTERM,), "driver", 3),
+    ((signal.SIGINT, signal.SIGINT), "group", 4),  # a second Ctrl-C: stop at once, still resumable
+    # SIGTERM to the whole group also stops the local Ray's own processes (Ray blocks only SIGINT
+    # in them), and Ray ends its driver at once when they die: no message, but nothing is lost.
+    ((signal.SIGTERM,), "group", 5),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "signals, target, seed", INTERRUPTS,
+    ids=[f"{'+'.join(signal.Signals(s).name for s in sig)}-{target}-{seed}" for sig, target, seed in INTERRUPTS],
+)
+def test_sigint_or_sigterm_then_resume_equals_an_uninterrupted_sweep(tmp_path, reference, signals, target, seed):
+    import random
+
+    spec_path = tmp_path / "kill.yaml"
+    spec_path.write_text(yaml.safe_dump(KILL))
+    sweep_dir = tmp_path / "results" / "kill"
+    log = tmp_path / "sweep.log"
+    proc = _start(["sweep", str(spec_path), "--storage", str(tmp_path / "results"), "--num-cpus", "2", "--no-report"], log)
+    try:
+        _wait_for_rows(proc, sweep_dir, log)
+        moment = random.Random(seed).uniform(0.0, 4.0)  # the whole sweep trains for about 8 s here
+        time.sleep(moment)
+        for i, sig in enumerate(signals):
+            if i:
+                time.sleep(0.3)
+            if target == "group":
+                os.killpg(proc.pid, sig)
+            else:
+                os.kill(proc.pid, sig)
+        code = proc.wait(timeout=150)  # a group SIGTERM kills Ray's GCS: Ray ends its driver after 60 s
+    finally:
+        _kill(proc)
+    output = log.read_text()
+    print(f"\n[{signals} after {moment:.2f} s] exit {code}: {output.strip().splitlines()[-1]}")
+    graceful = not (target == "group" and signals[0] == signal.SIGTERM)
+    if graceful:
+        assert code == 128 + signals[0], output
+        assert "Traceback" not in output, output
+        finished_first = "the command had finished its work" in output  # the signal came while exiting
+        assert f"resume with: grokgrid resume {sweep_dir}" in output or "every run is done" in output or finished_first, output
+        assert "trained in" not in output or "every run is done" in output or finished_first
+
+    # runs.parquet never calls a run done whose rows on disk are not whole to the end; after one
+    # graceful signal it says exactly which are.
+    from grokgrid import completion
+
+    spec = spec_from_dict(KILL)
+    runs = store.read_runs(sweep_dir)
+    states = completion.assess(spec, runs["run_id"], store.read_metrics(sweep_dir))
+    for run_id, status in zip(runs["run_id"], runs["status"]):
+        assert status != "done" or states[run_id].finished, (run_id, status, states[run_id])
+        if graceful and len(signals) == 1:
+            assert (status == "done") == states[run_id].finished, (run_id, status, states[run_id])
+    unfinished = [r for r, s in states.items() if not s.finished]
+    if unfinished and graceful and len(signals) == 1:
+        assert f"{len(unfinished)} run(s) unfinished" in output
+    status = invoke("status", sweep_dir)
+    assert f"{6 - len(unfinished)} done" in status.stdout
+    if unfinished:
+        assert "no driver is running" in " ".join(status.stdout.split())
+
+    resumed = invoke("resume", sweep_dir, "--no-report")
+    assert resumed.exit_code == 0, resumed.output + resumed.stderr
+    assert invoke("classify", sweep_dir).exit_code == 0
+    assert set(store.read_runs(sweep_dir)["status"]) == {"done"}
+    pd.testing.assert_frame_equal(_comparable(sweep_dir), _comparable(reference), check_exact=True)
+    labels, ref_labels = store.read_labels(sweep_dir), store.read_labels(reference)
+    pd.testing.assert_frame_equal(labels.sort_values("run_id").reset_index(drop=True), ref_labels.sort_values("run_id").reset_index(drop=True))
+    assert not (sweep_dir / LOCK_FILE).exists() and not (sweep_dir / store.CHECKPOINTS_DIR).exists()

@@ -1,0 +1,105 @@
+"""Which runs are finished, judged from their rows (completion.py), and the sweep plan (plan.py)."""
+
+from __future__ import annotations
+
+import math
+import signal
+
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from grokgrid import completion, grid, interrupts, plan
+from grokgrid.schedule import logged_steps
+from grokgrid.spec import spec_from_dict
+from grokgrid.store import Unreadable
+from grokgrid.storage import as_location
+
+SPEC = spec_from_dict({"name": "c", "training": {"steps": 100, "eval_every": 10}})
+EARLY = spec_from_dict({"name": "c", "training": {"steps": 100, "eval_every": 10, "early_stop": {"threshold": 0.9, "patience": 3}}})
+
+
+def rows(steps, train_acc=0.5, val_acc=0.1, loss=1.0, run_id="r"):
+    return pd.DataFrame({"run_id": run_id, "step": list(steps), "train_loss": loss, "val_loss": loss,
+                         "train_acc": train_acc, "val_acc": val_acc})
+
+
+def test_a_run_is_finished_only_at_its_end():
+    assert completion.assess_run(SPEC, "r", rows(range(0, 101, 10))).end == "complete"
+    started = completion.assess_run(SPEC, "r", rows(range(0, 51, 10)))
+    assert started.end is None and started.steps_done == 50 and started.state == "started"
+    pending = completion.assess_run(SPEC, "r", rows([]))
+    assert pending.state == "pending" and not pending.finished
+
+
+def test_a_diverged_or_early_stopped_run_is_finished_where_the_trainer_drops_it():
+    diverged = rows(range(0, 41, 10))
+    diverged.loc[4, "train_loss"] = math.nan
+    assert completion.assess_run(SPEC, "r", diverged).end == "diverged"
+    decided = rows(range(0, 41, 10), train_acc=1.0, val_acc=1.0)
+    assert completion.assess_run(EARLY, "r", decided).end == "early_stop"
+    assert completion.assess_run(SPEC, "r", decided).end is None  # no early-stop rule: not finished
+    short = rows(range(0, 41, 10), train_acc=1.0, val_acc=[0.1, 0.1, 1.0, 1.0, 0.5])
+    assert completion.assess_run(EARLY, "r", short).end is None
+
+
+def test_a_missing_step_or_an_unreadable_part_is_damage_not_an_end():
+    holed = rows([0, 10, 30, 40, 50, 60, 70, 80, 90, 100])
+    state = completion.assess_run(SPEC, "r", holed)
+    assert state.state == "damaged" and "step 20" in state.damage and not state.finished
+    bad = Unreadable(as_location("/x/metrics/run_id=r/part-000000000050.parquet"), "torn", "r")
+    state = completion.assess_run(SPEC, "r", rows(range(0, 101, 10)), [bad])
+    assert state.state == "damaged" and "unreadable" in state.damage
+    assert completion.assess_run(SPEC, "other", rows([], run_id="other"), [bad]).state == "pending"
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 10), st.sets(st.integers(0, 10)))
+def test_finished_exactly_when_every_logged_step_to_the_end_is_there(last, dropped):
+    logged = logged_steps(SPEC)
+    kept = [s for i, s in enumerate(logged[: last + 1]) if i not in dropped]
+    state = completion.assess_run(SPEC, "r", rows(kept))
+    whole = kept == logged[: len(kept)]
+    assert state.finished == (whole and bool(kept) and kept[-1] == 100)
+    assert (state.damage is not None) == (bool(kept) and not whole)
+
+
+def test_a_checkpoint_is_usable_only_where_every_row_up_to_it_is_there():
+    metrics = pd.concat([rows(range(0, 61, 10), run_id="a"), rows([0, 10, 30, 40, 50, 60], run_id="b")])
+    assert completion.whole_up_to(SPEC, 50, ["a", "b"], metrics) == ["b"]
+    assert completion.whole_up_to(SPEC, 10, ["a", "b"], metrics) == []
+    assert completion.whole_up_to(SPEC, 70, ["a"], metrics) == ["a"]
+    assert completion.run_steps_done(SPEC, completion.assess(SPEC, ["a", "b", "c"], metrics).values()) == 60
+
+
+def test_the_plan_is_counted_without_expanding_and_asks_before_a_huge_sweep():
+    big = spec_from_dict({"name": "b", "grid": {"repr_lr": {"logspace": [1e-5, 1e-1, 100]}, "decoder_lr": {"logspace": [1e-5, 1e-1, 100]}}})
+    p = plan.make_plan(big, slots=2, parameters_per_run=1000)
+    assert p.runs == grid.count(big) == 10_000 and p.packs == math.ceil(10_000 / p.pack_size)
+    assert p.run_steps == 10_000 * big.training.steps and p.needs_confirmation()
+    small = plan.make_plan(SPEC, slots=2, parameters_per_run=1000)
+    assert not small.needs_confirmation() and "under a minute" in small.describe()
+    # the estimate: 6 x parameters x train examples per step, plus the eval forward amortised
+    n = 55  # toy addition, p = 10
+    assert plan.flops_per_run_step(SPEC, 1000) == pytest.approx(6 * 1000 * math.ceil(0.8 * n) + 2 * 1000 * n / 10)
+    gpu = spec_from_dict({"name": "g", "resources": {"gpus_per_trial": 1}})
+    assert plan.make_plan(gpu, slots=1, parameters_per_run=1000).hours is None
+
+
+def test_the_first_signal_in_the_training_loop_is_recorded_and_the_second_raises():
+    with interrupts.handled():
+        with pytest.raises(interrupts.Interrupted) as stopped:
+            with interrupts.graceful():
+                signal.raise_signal(signal.SIGINT)
+                assert interrupts.requested() == signal.SIGINT  # recorded, nothing raised yet
+                with pytest.raises(interrupts.Interrupted):
+                    signal.raise_signal(signal.SIGINT)
+        assert stopped.value.exit_code == 130
+    with interrupts.handled():
+        with pytest.raises(interrupts.Interrupted) as outside:
+            signal.raise_signal(signal.SIGTERM)  # outside the loop: at once
+        assert outside.value.exit_code == 143 and outside.value.name == "SIGTERM"
+        with interrupts.deferred():
+            signal.raise_signal(signal.SIGTERM)  # during clean-up: only recorded
+    assert interrupts.requested() is None  # handled() leaves nothing behind
