@@ -258,6 +258,7 @@ class _Driver:
         if self.tune_sweep is not None and self.started_ray:
             self.tune_sweep.disconnect()
             self.started_ray = False
+            interrupts.reclaim()  # in case Ray's shutdown put its own SIGINT/SIGTERM handlers back
 
     def close(self) -> None:
         with interrupts.deferred():  # a signal now waits for the lock to be released
@@ -857,6 +858,7 @@ def run() -> None:
     signal during the interpreter's shutdown (Ray's exit hooks can take a second) ends the
     process at once with 128 + the signal: everything is written by then, and a traceback from
     an exit hook would only confuse."""
+    interrupts.quiet_after_commands()
     try:
         app(prog_name="grokgrid")
     finally:

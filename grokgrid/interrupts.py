@@ -47,6 +47,7 @@ class _State:
         self.graceful = False
         self.deferring = False
         self.active = False  # inside handled()
+        self.quiet_after = False  # the console script: after a command, a signal exits at once
 
 
 _state = _State()
@@ -81,8 +82,11 @@ def handled() -> Iterator[None]:
     try:
         yield
     finally:
-        for s, h in before.items():
-            signal.signal(s, h)
+        if _state.quiet_after:
+            exit_quietly_on_signal()  # no window with Python's defaults before the process ends
+        else:
+            for s, h in before.items():
+                signal.signal(s, h)
         _state.received, _state.graceful, _state.deferring, _state.active = None, False, False, False
 
 
@@ -119,6 +123,12 @@ def reclaim() -> None:
     if _state.active and threading.current_thread() is threading.main_thread():
         for s in SIGNALS:
             signal.signal(s, _handler)
+
+
+def quiet_after_commands() -> None:
+    """For the console script: once a command leaves ``handled()``, signals end the process at
+    once (``exit_quietly_on_signal``) instead of getting Python's defaults back."""
+    _state.quiet_after = True
 
 
 def exit_quietly_on_signal() -> None:

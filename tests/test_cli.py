@@ -255,3 +255,44 @@ def test_a_sweep_under_a_uri_is_locked_in_the_drivers_cache(tmp_path, monkeypatc
     finally:
         held.release()
     cli._sweep_lock(where).acquire().release()  # free again once released
+
+
+@pytest.mark.slow
+def test_resources_no_node_has_are_refused_before_anything_is_written(tmp_path, ray_local):
+    spec = write_spec(tmp_path, TINY)
+    for flag, value, what in (("--cpus-per-trial", "99", "cpus_per_trial"), ("--gpus-per-trial", "1", "gpus_per_trial")):
+        result = invoke("sweep", spec, "--results", tmp_path / "r", flag, value)
+        assert result.exit_code == 2, result.output
+        line = result.stderr.strip()
+        assert len(line.splitlines()) == 1 and line.startswith(f"error: resources.{what}: a trial asks for")
+        assert "but the largest node has 2 CPU(s) and 0 GPU(s)" in line and "no trial could ever start" in line
+    assert not (tmp_path / "r").exists()
+
+
+DAMAGE = {**TINY, "name": "damage", "training": {"steps": 120, "eval_every": 20, "precision": "float64"}}
+
+
+@pytest.mark.slow
+def test_resume_retrains_exactly_the_damaged_runs_and_rebuilds_a_torn_runs_table(tmp_path, ray_local):
+    spec = write_spec(tmp_path, DAMAGE)
+    assert invoke("sweep", spec, "--results", tmp_path / "results", "--no-report").exit_code == 0
+    sweep_dir = tmp_path / "results" / "damage"
+    before = store.read_metrics(sweep_dir)
+    parts = sorted((sweep_dir / store.METRICS_DIR).glob("run_id=*/part-*.parquet"))
+    torn = parts[0]
+    damaged_run = torn.parent.name.removeprefix("run_id=")
+    torn.write_bytes(torn.read_bytes()[:50])
+    untouched = {p: p.stat().st_mtime_ns for p in parts if p.parent != torn.parent}
+    (sweep_dir / store.RUNS_FILE).write_bytes(b"PAR1 torn")
+
+    resumed = invoke("resume", sweep_dir, "--no-report")
+    assert resumed.exit_code == 0, resumed.output + resumed.stderr
+    assert "runs.parquet is unreadable" in resumed.stderr and f"run {damaged_run}: " in resumed.stderr
+    assert "3 done, 1 to finish" in resumed.stdout
+    assert {p: p.stat().st_mtime_ns for p in untouched} == untouched  # the sound runs were not retrained
+    runs = store.read_runs(sweep_dir)
+    assert len(runs) == 4 and set(runs["status"]) == {"done"}
+    after = store.read_metrics(sweep_dir)
+    assert not after.duplicated(["run_id", "step"]).any()
+    pd.testing.assert_frame_equal(after.drop(columns="elapsed_s"), before.drop(columns="elapsed_s"), check_exact=False, rtol=1e-9)
+    assert invoke("classify", sweep_dir).exit_code == 0
