@@ -192,6 +192,18 @@ def read_metrics(sweep_dir: PathLike, run_ids: Iterable[str] | None = None) -> p
     return frame
 
 
+def remove_stale_temp_files(folder: PathLike) -> int:
+    """Delete the hidden temp files (``.<name>.<random>.tmp``) that a writer killed mid-write
+    left in ``folder``; returns how many. Only the folder's owner calls this (a pack's trial
+    for its runs' folders), so no live writer's temp file is touched."""
+    removed = 0
+    for f in as_location(folder).iterdir():
+        if f.name.startswith(".") and f.name.endswith(".tmp"):
+            f.unlink()
+            removed += 1
+    return removed
+
+
 def part_first_step(path: Location) -> int | None:
     """The first step of a metrics part, from its name (None for a name that is not ours)."""
     try:

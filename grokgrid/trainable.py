@@ -147,6 +147,9 @@ def train_pack_trial(config: dict[str, Any]) -> None:
     start = 0 if restored is None else restored + 1
     for run_id in run_ids:
         store.clear_metrics_from(sweep_dir, run_id, start)
+        # A driver killed mid-write (SIGKILL, a lost node) leaves half a temp file behind.
+        store.remove_stale_temp_files(sweep_dir / store.METRICS_DIR / f"run_id={run_id}")
+    store.remove_stale_temp_files(pack_checkpoint_path(sweep_dir, pack.pack_id).parent)
     # In every report: where this attempt started from, and which node trains the pack.
     marker = {"restored_from_step": -1 if restored is None else restored, "node_id": _node_id()}
 

@@ -219,8 +219,13 @@ def test_a_crashed_trial_resumes_from_its_checkpoint_and_rewrites_only_later_row
     if where == "torn_folder":
         tune_checkpoint = None
         folder_checkpoint.write_bytes(folder_checkpoint.read_bytes()[:100])  # torn: start from 0
+    # What a writer killed mid-write leaves: half a temp file beside a part and a checkpoint.
+    some_run = next((sweep_dir / store.METRICS_DIR).iterdir())
+    (some_run / ".part-000000000180.parquet.x1y2z3.tmp").write_bytes(b"half a part")
+    (folder_checkpoint.parent / ".state.pt.x1y2z3.tmp").write_bytes(b"half a checkpoint")
     second = FakeTune(tmp_path / "storage2", checkpoint=tune_checkpoint)
     _trial(monkeypatch, sweep_dir, second, spec_data)
+    assert not [p for p in sweep_dir.rglob(".*.tmp")], "the resumed trial removes the killed writer's temp files"
     restored = {"tune": 100, "folder": 100, "newer_folder": 200, "torn_folder": -1, "diverged_runs": 100}[where]
     assert {r["restored_from_step"] for r in second.reports} == {restored}
     assert second.reports[-1]["done"] is True and second.reports[-1]["checkpoint_step"] == 300

@@ -117,3 +117,14 @@ def test_atomic_write_replaces_whole_files(where, tmp_path):
     store.atomic_write_text(f"{where}/x/f.txt", "two")
     assert path.read_text() == "two"
     assert no_temp_files(tmp_path)
+
+
+def test_stale_temp_files_of_a_killed_writer_are_removed_and_nothing_else(tmp_path):
+    folder = tmp_path / "metrics" / "run_id=r"
+    folder.mkdir(parents=True)
+    (folder / ".part-000000000030.parquet.ab12cd.tmp").write_bytes(b"half")
+    (folder / "part-000000000000.parquet").write_bytes(b"whole")
+    (folder / ".hidden-note").write_bytes(b"not ours")
+    assert store.remove_stale_temp_files(folder) == 1
+    assert sorted(p.name for p in folder.iterdir()) == [".hidden-note", "part-000000000000.parquet"]
+    assert store.remove_stale_temp_files(tmp_path / "absent") == 0
