@@ -9,6 +9,7 @@ unfinished, and the command says how to resume and exits 130 / 143.
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import hashlib
 import math
@@ -855,14 +856,34 @@ def report(
 
 def run() -> None:
     """The console script (`grokgrid`, `python -m grokgrid`). Once a command has returned, a
-    signal during the interpreter's shutdown (Ray's exit hooks can take a second) ends the
-    process at once with 128 + the signal: everything is written by then, and a traceback from
-    an exit hook would only confuse."""
+    signal during the way out (Ray's exit hooks can take a second) ends the process at once
+    with 128 + the signal: everything is written by then, and a traceback from an exit hook
+    would only confuse. The process ends with ``os._exit`` after running the exit hooks itself,
+    because the interpreter's own shutdown resets SIGINT to the default action, and a Ctrl-C
+    there would kill the process with no word and no exit code of ours."""
     interrupts.quiet_after_commands()
+    code: int | str | None = 0
     try:
         app(prog_name="grokgrid")
+    except SystemExit as exc:
+        code = exc.code
     finally:
         interrupts.exit_quietly_on_signal()
+    _exit_now(code)
+
+
+def _exit_now(code: int | str | None) -> NoReturn:
+    """Run the exit hooks and flush, then end the process without the interpreter's shutdown."""
+    if isinstance(code, str):  # sys.exit("message") prints the message and exits 1
+        print(code, file=sys.stderr)
+        code = 1
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: nothing more can be said
+            pass
+    os._exit(int(code or 0))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -131,15 +131,16 @@ def quiet_after_commands() -> None:
     _state.quiet_after = True
 
 
-def exit_quietly_on_signal() -> None:
-    """From now on SIGINT or SIGTERM ends the process at once with 128 + the signal, saying so
-    (for the last moments of a command that has finished its work)."""
+def exit_quietly_on_signal(when: str = "while exiting; the command had finished its work") -> None:
+    """From now on SIGINT or SIGTERM ends the process at once with 128 + the signal, saying
+    ``interrupted by <signal> <when>`` (for moments with nothing half-done: the last moments of
+    a command that has finished its work, or the imports before one starts)."""
     if threading.current_thread() is not threading.main_thread():
         return
 
     def _exit(signum: int, frame: object) -> None:
         name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
-        os.write(2, f"interrupted by {name} while exiting; the command had finished its work\n".encode())
+        os.write(2, f"interrupted by {name} {when}\n".encode())
         os._exit(128 + signum)
 
     for s in SIGNALS:

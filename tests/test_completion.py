@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 import signal
 
 import pandas as pd
@@ -103,3 +105,67 @@ def test_the_first_signal_in_the_training_loop_is_recorded_and_the_second_raises
         with interrupts.deferred():
             signal.raise_signal(signal.SIGTERM)  # during clean-up: only recorded
     assert interrupts.requested() is None  # handled() leaves nothing behind
+
+
+def _console(tmp_path, hook: str, *args: str) -> subprocess.CompletedProcess:
+    """`grokgrid ARGS` as the console script, with an exit hook of the test's registered first."""
+    script = (
+        "import atexit, os, signal, sys, threading, time\n"
+        f"{hook}\n"
+        "from grokgrid import cli\n"
+        f"sys.argv = ['grokgrid', *{list(args)!r}]\n"
+        "cli.run()\n"
+    )
+    return subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+
+
+def test_the_console_script_keeps_each_commands_exit_code_and_flushes_its_output(tmp_path):
+    done = _console(tmp_path, "", "--version")
+    assert done.returncode == 0 and done.stdout.strip().startswith("grokgrid "), done
+    refused = _console(tmp_path, "", "status", str(tmp_path / "nowhere"))
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1 and "no such folder" in refused.stderr, refused
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_while_the_console_script_exits_ends_it_with_128_plus_the_signal(tmp_path, signum):
+    # A thread that keeps signalling from the first exit hook on covers the whole way out: the
+    # interpreter's own shutdown resets SIGINT to the default action, which once killed the
+    # process with no word (exit -2, seen in CI), so the script must never get that far.
+    hook = (
+        "def _keep_signalling():\n"
+        "    while True:\n"
+        f"        os.kill(os.getpid(), {int(signum)})\n"
+        "        time.sleep(0.0005)\n"
+        "atexit.register(lambda: (threading.Thread(target=_keep_signalling, daemon=True).start(), time.sleep(5)))"
+    )
+    for _ in range(3):
+        out = _console(tmp_path, hook, "--version")
+        assert out.returncode == 128 + signum, out
+        assert "the command had finished its work" in out.stderr and "Traceback" not in out.stderr, out
+
+
+_SIGNAL_DURING_IMPORT = """
+import os, signal, sys, time
+class _SignalWhenTheCliIsImported:
+    def find_spec(self, name, path, target=None):
+        if name == "grokgrid.cli":
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(2)
+        return None
+sys.meta_path.insert(0, _SignalWhenTheCliIsImported())
+sys.argv = ["grokgrid", "--version"]
+from grokgrid.__main__ import main
+main()
+"""
+
+
+def test_ctrl_c_while_the_cli_is_still_importing_is_one_line_and_exit_130(tmp_path):
+    out = subprocess.run([sys.executable, "-c", _SIGNAL_DURING_IMPORT], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 130, out
+    assert out.stderr == "interrupted by Ctrl-C before the command started; nothing was done\n", out
+
+
+def test_a_caller_that_ignores_ctrl_c_still_has_it_ignored(tmp_path):
+    out = subprocess.run([sys.executable, "-c", _SIGNAL_DURING_IMPORT], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    assert out.returncode == 0 and out.stdout.startswith("grokgrid "), out
