@@ -83,7 +83,7 @@ def main() -> None:
     if args.steps is not None and args.steps < 1:
         parser.error("--steps must be at least 1")
 
-    from grokgrid import sweep, train
+    from grokgrid import driver, sweep
 
     spec = load_spec(args.spec)
     n_repr, n_decoder = (int(v) for v in args.grid.split("x"))
@@ -95,10 +95,8 @@ def main() -> None:
     sweep.connect()
     slots = sweep.parallel_slots(spec.resources)
     n_runs = spec.grid.size()
-    if args.pack_size == "auto":
-        size = grid.auto_pack_size(n_runs, slots, spec.resources.gpus_per_trial > 0, train.parameters_per_run(spec))
-    else:
-        size = int(args.pack_size)
+    # The pack size `grokgrid sweep` would choose (driver.pack_size_for), or the one asked for.
+    size = driver.pack_size_for(sweep, spec, n_runs, args.pack_size if args.pack_size == "auto" else int(args.pack_size))
     print(f"{spec.name}: {n_runs} runs x {spec.training.steps} steps, {slots} trial slots, device "
           f"{'gpu' if spec.resources.gpus_per_trial else 'cpu'}", flush=True)
     ratios, training_ratios = [], []

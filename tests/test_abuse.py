@@ -4,7 +4,7 @@ The conventions checked everywhere: bad input is one line on stderr starting wit
 that names the field or option and the fix, exit code 2, no traceback, and nothing written (no
 results folder created, existing files byte-identical). A damaged results folder is reported,
 never a crash. Nothing here starts Ray: every command fails or finishes before Ray would start
-(an autouse fixture makes ``cli._connect`` fail the test at once if one did not), results
+(an autouse fixture makes ``driver.connect`` fail the test at once if one did not), results
 folders are built without Ray, and the one test that joins a cluster joins an address where
 nothing answers.
 """
@@ -23,15 +23,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from grokgrid import cli, grid, store
+from grokgrid import driver, store
 from grokgrid.cli import app
-from grokgrid.schedule import logged_steps
-from grokgrid.spec import dump_spec, parse_yaml, spec_from_dict
+from grokgrid.spec import parse_yaml, spec_from_dict
+from results_folders import SMALL, make_results, write_spec
 
 runner = CliRunner()
 
@@ -42,15 +41,6 @@ TINY = {
     "resources": {"flush_every": 50, "pack_size": 2},
     "grid": {"repr_lr": [1e-3, 3e-2], "decoder_lr": [1e-3, 1e-2]},
     "phases": {"gap": 40},
-}
-
-# Two runs, repr_lr swept; every other hyperparameter (seed included) has a single value.
-SMALL = {
-    "name": "small",
-    "model": {"hidden": [16, 16]},
-    "training": {"steps": 40, "eval_every": 10},
-    "grid": {"repr_lr": [1e-3, 3e-2]},
-    "resources": {"pack_size": 1},
 }
 
 FAST = settings(max_examples=25, deadline=None, derandomize=True)
@@ -70,12 +60,12 @@ def _no_ray(request, monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("the command got as far as starting/joining Ray")
 
-    monkeypatch.setattr(cli, "_connect", refuse)
+    monkeypatch.setattr(driver, "connect", refuse)
 
 
 @pytest.fixture
 def allow_connect():
-    """Marks a test whose command may reach cli._connect (it runs in a subprocess anyway)."""
+    """Marks a test whose command may reach driver.connect (it runs in a subprocess anyway)."""
 
 
 def invoke(*args):
@@ -115,38 +105,6 @@ def snapshot(root: Path) -> dict[str, bytes | None] | None:
     if not root.exists():
         return None
     return {str(p.relative_to(root)): (p.read_bytes() if p.is_file() else None) for p in sorted(root.rglob("*"))}
-
-
-def write_spec(folder: Path, data: dict, name: str = "spec.yaml") -> Path:
-    path = folder / name
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
-
-
-def make_results(root: Path, data: dict = SMALL, done: int | None = None) -> tuple[Path, Path]:
-    """A results folder built without Ray (as tests/test_resume.py::_fake_results): the frozen
-    spec, runs.parquet, and each run's metrics in one part: whole to the last step for the
-    first ``done`` runs (all by default), to half way for the others."""
-    spec = spec_from_dict(data)
-    spec_path = write_spec(root, data, f"{spec.name}.yaml")
-    sweep_dir = root / "results" / spec.name
-    runs = grid.expand(spec)
-    done = len(runs) if done is None else done
-    sweep_dir.mkdir(parents=True)
-    store.atomic_write_text(sweep_dir / store.SPEC_FILE, dump_spec(spec))
-    table = pd.DataFrame(
-        [{"run_id": r.run_id, "pack_id": p.pack_id, **r.hyperparameters(), "status": "done" if i < done else "pending",
-          "node_id": ""}
-         for i, (r, p) in enumerate(zip(runs, grid.pack(runs, 1)))]
-    )
-    store.write_runs(sweep_dir, table)
-    steps = logged_steps(spec)
-    for i, run in enumerate(runs):
-        last = spec.training.steps if i < done else spec.training.steps // 2
-        rows = [{c: 0.5 for c in store.METRIC_COLUMNS} | {"run_id": run.run_id, "step": s, "train_acc": 1.0}
-                for s in steps if s <= last]
-        store.write_metrics_part(sweep_dir, run.run_id, rows)
-    return spec_path, sweep_dir
 
 
 def metric_parts(sweep_dir: Path) -> list[Path]:

@@ -240,21 +240,21 @@ def test_a_sweep_under_a_filesystem_uri_then_status_classify_report(tmp_path, ra
 def test_a_sweep_under_a_uri_is_locked_in_the_drivers_cache(tmp_path, monkeypatch):
     # An object store has no flock: a second driver on this machine is stopped by a lock file in
     # the local cache, named after the URI, and the message names the sweep's URI.
-    from grokgrid import cli
+    from grokgrid import folder
     from grokgrid.lock import SweepLocked
     from grokgrid.storage import as_location
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     where = as_location(f"file://{tmp_path}/bucket/results/tiny")
-    held = cli._lock(where)
+    held = folder.lock(where)
     try:
         assert held.path.parent.parent == tmp_path / "cache" / "grokgrid" / "locks"
         with pytest.raises(SweepLocked, match=f"^file://{tmp_path}/bucket/results/tiny is in use by grokgrid pid"):
-            cli._sweep_lock(where).acquire()
+            folder.sweep_lock(where).acquire()
         assert not (tmp_path / "bucket").exists()
     finally:
         held.release()
-    cli._sweep_lock(where).acquire().release()  # free again once released
+    folder.sweep_lock(where).acquire().release()  # free again once released
 
 
 @pytest.mark.slow

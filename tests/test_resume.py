@@ -26,6 +26,7 @@ from grokgrid import grid, store
 from grokgrid.cli import app
 from grokgrid.lock import LOCK_FILE, SweepLock, SweepLocked, holder
 from grokgrid.spec import SpecError, dump_spec, spec_from_dict
+from results_folders import make_results
 
 runner = CliRunner()
 
@@ -282,38 +283,8 @@ def test_a_killed_holder_releases_the_lock(tmp_path):
         assert lock.held
 
 
-SMALL = {
-    "name": "small",
-    "model": {"hidden": [16, 16]},
-    "training": {"steps": 40, "eval_every": 10},
-    "grid": {"repr_lr": [1e-3, 3e-2]},
-    "resources": {"pack_size": 1},
-}
-
-
-def _fake_results(tmp_path: Path, done: int = 1) -> tuple[Path, Path]:
-    """A results folder as a driver leaves it mid-sweep: one run done, one with rows, no Ray."""
-    spec_path = tmp_path / "small.yaml"
-    spec_path.write_text(yaml.safe_dump(SMALL))
-    spec = spec_from_dict(SMALL)
-    sweep_dir = tmp_path / "results" / "small"
-    runs = grid.expand(spec)
-    sweep_dir.mkdir(parents=True)
-    store.atomic_write_text(sweep_dir / store.SPEC_FILE, dump_spec(spec))
-    table = pd.DataFrame(
-        [{"run_id": r.run_id, "pack_id": p.pack_id, **r.hyperparameters(), "status": "done" if i < done else "pending"}
-         for i, (r, p) in enumerate(zip(runs, grid.pack(runs, 1)))]
-    )
-    store.write_runs(sweep_dir, table)
-    for i, run in enumerate(runs):
-        last = 40 if i < done else 20
-        rows = [{c: 0.5 for c in store.METRIC_COLUMNS} | {"run_id": run.run_id, "step": s, "train_acc": 1.0} for s in range(0, last + 1, 10)]
-        store.write_metrics_part(sweep_dir, run.run_id, rows)
-    return spec_path, sweep_dir
-
-
 def test_a_second_driver_is_refused_with_one_line_and_changes_nothing(tmp_path):
-    spec_path, sweep_dir = _fake_results(tmp_path)
+    spec_path, sweep_dir = make_results(tmp_path, done=1)
     before = {p: p.stat().st_mtime_ns for p in sweep_dir.rglob("*")}
     with SweepLock(sweep_dir, command="grokgrid sweep small.yaml"):
         for args in (("sweep", spec_path, "--results", tmp_path / "results"), ("sweep", spec_path, "--results", tmp_path / "results", "--overwrite"), ("resume", sweep_dir)):
@@ -329,7 +300,7 @@ def test_a_second_driver_is_refused_with_one_line_and_changes_nothing(tmp_path):
 
 
 def test_status_counts_runs_from_the_rows_on_disk_and_reports_torn_and_foreign_files(tmp_path):
-    _, sweep_dir = _fake_results(tmp_path)
+    _, sweep_dir = make_results(tmp_path, done=1)
     runs = store.read_runs(sweep_dir)
     done_run, open_run = runs["run_id"][0], runs["run_id"][1]
     result = invoke("status", sweep_dir)
@@ -537,9 +508,10 @@ def test_sigkill_the_driver_then_resume_equals_an_uninterrupted_sweep(tmp_path, 
 # ----------------------------------------------------------------------------- SIGINT / SIGTERM (slow)
 
 
-def _wait_for_rows(proc: subprocess.Popen, sweep_dir: Path, log: Path) -> None:
+def _wait_for_rows(proc: subprocess.Popen, sweep_dir: Path, log: Path, parts: int = 1) -> None:
+    """Until ``parts`` metrics parts are on disk."""
     deadline = time.monotonic() + 120
-    while not any((sweep_dir / store.METRICS_DIR).glob("run_id=*/part-*.parquet")):
+    while sum(1 for _ in (sweep_dir / store.METRICS_DIR).glob("run_id=*/part-*.parquet")) < parts:
         assert proc.poll() is None, "the sweep ended before its first rows:\n" + log.read_text()
         assert time.monotonic() < deadline, "no rows in time"
         time.sleep(0.02)
@@ -572,9 +544,13 @@ def test_sigint_or_sigterm_then_resume_equals_an_uninterrupted_sweep(tmp_path, r
     log = tmp_path / "sweep.log"
     proc = _start(["sweep", str(spec_path), "--storage", str(tmp_path / "results"), "--num-cpus", "2", "--no-report"], log)
     try:
-        _wait_for_rows(proc, sweep_dir, log)
-        moment = random.Random(seed).uniform(0.0, 4.0)  # the whole sweep trains for about 8 s here
-        time.sleep(moment)
+        # A random moment measured in progress, not seconds (a fast machine finished the whole
+        # sweep before a signal sent 3.8 s after its first rows): once a random number of the
+        # sweep's 96 metrics parts (6 runs x 16: a flush every 30 steps and one at each
+        # checkpoint) is on disk, between its first rows and about half of it.
+        started = time.monotonic()
+        _wait_for_rows(proc, sweep_dir, log, parts=random.Random(seed).randint(1, 50))
+        moment = time.monotonic() - started
         for i, sig in enumerate(signals):
             if i:
                 time.sleep(0.3)

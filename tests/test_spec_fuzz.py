@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from grokgrid import cli
+from grokgrid import cli, driver
 from grokgrid.spec import (
     ACTIVATIONS,
     HYPERPARAMETERS,
@@ -194,7 +194,7 @@ def _expect_refused(text: str | bytes) -> None:
         def no_ray(*args, **kwargs):
             raise AssertionError("the spec passed validation: a sweep would have started")
 
-        patch.setattr(cli, "_connect", no_ray)
+        patch.setattr(driver, "connect", no_ray)
         spec_path = Path(folder) / "bad.yaml"
         if isinstance(text, bytes):
             spec_path.write_bytes(text)

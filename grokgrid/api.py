@@ -1,0 +1,346 @@
+"""grokgrid as a Python library: run, resume, inspect, classify and report sweeps.
+
+Everything the CLI does is here, for notebooks and scripts (re-exported from ``grokgrid``)::
+
+    import grokgrid
+    s = grokgrid.open("results/quickstart")
+    s.labels                      # one row per run: phase, detail, t_train, t_val, ...
+    s.curves(s.runs.run_id[0])    # one run's per-step metrics, indexed by step
+    grokgrid.run_sweep("sweeps/quickstart.yaml", results="results")
+
+Bad input raises ``Refused`` (one line naming the field and the fix; nothing written). A
+sweep stopped by Ctrl-C raises ``SweepInterrupted`` (a KeyboardInterrupt) once the runs that
+finished are recorded; ``resume_sweep`` continues it. The CLI is a thin layer over these.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+import pandas as pd
+
+from grokgrid import completion, driver, folder, phases, store
+from grokgrid.lock import Holder
+from grokgrid.lock import holder as lock_holder
+from grokgrid.refusal import Refused
+from grokgrid.spec import SpecError, SweepSpec, load_spec, spec_from_dict
+from grokgrid.storage import Location, as_location
+
+PathLike = str | os.PathLike | Location
+STATES = ("done", "started", "pending", "failed", "damaged")
+
+
+# ----------------------------------------------------------------------------- reading a sweep
+
+
+class Sweep:
+    """A results folder opened for reading: its spec, runs table, labels, metrics and curves.
+    Tables are read when asked for (a large sweep's metrics stay on disk until then)."""
+
+    def __init__(self, path: PathLike):
+        self.path = folder.existing(path)
+        self.spec: SweepSpec = folder.frozen_spec(self.path)
+
+    def __repr__(self) -> str:
+        return f"grokgrid.Sweep({str(self.path)!r}: {self.spec.name})"
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def runs(self) -> pd.DataFrame:
+        """runs.parquet: run_id, pack_id, the hyperparameters, status (a record: see status())."""
+        return store.read_runs(self.path)
+
+    @property
+    def labels(self) -> pd.DataFrame | None:
+        """labels.parquet (None before ``classify``)."""
+        try:
+            return store.read_labels(self.path)
+        except FileNotFoundError:
+            return None
+
+    def metrics(self, run_ids: str | list[str] | None = None) -> pd.DataFrame:
+        """The per-step rows of every run (or of ``run_ids``), sorted by (run_id, step).
+        Refused when one of them is unreadable: no number is computed from partial rows."""
+        ids = [run_ids] if isinstance(run_ids, str) else run_ids
+        frame, unreadable = store.scan_metrics(self.path, ids)
+        if unreadable:
+            raise Refused(f"{unreadable[0].describe()}; `grokgrid resume {self.path}` trains the damaged run(s) again")
+        return frame
+
+    def curves(self, run_id: str) -> pd.DataFrame:
+        """One run's metrics indexed by step (train/val loss and accuracy, norms, ...)."""
+        rows = self.metrics(run_id)
+        if rows.empty:
+            raise Refused(f"run {run_id}: no rows in {self.path}; give a run_id of this sweep's runs table")
+        return rows.drop(columns="run_id").set_index("step")
+
+    def status(self) -> "Status":
+        return status(self.path)
+
+    def classify(self, out: PathLike | None = None, **overrides) -> pd.DataFrame:
+        return classify(self.path, out=out, **overrides)
+
+    def report(self, axes: tuple[str, str] | None = None, facet: str | None = None, out: PathLike | None = None):
+        return report(self.path, axes=axes, facet=facet, out=out)
+
+
+def open(results: PathLike) -> Sweep:  # noqa: A001 - grokgrid.open reads like the builtin on purpose
+    """Open a sweep's results folder (a local path or a filesystem URI) for reading."""
+    return Sweep(results)
+
+
+# ----------------------------------------------------------------------------- running a sweep
+
+
+def load(spec: PathLike | Mapping | SweepSpec) -> SweepSpec:
+    """A spec from a YAML file, a mapping (a spec's YAML as a dict) or a SweepSpec."""
+    try:
+        if isinstance(spec, SweepSpec):
+            return spec
+        if isinstance(spec, Mapping):
+            return spec_from_dict(dict(spec))
+        return load_spec(Path(spec))
+    except SpecError as exc:
+        raise Refused(str(exc)) from None
+
+
+def run_sweep(spec: PathLike | Mapping | SweepSpec, results: PathLike = "results", *, overwrite: bool = False,
+              report: bool = True, address: str | None = None, num_cpus: int | None = None,
+              cpus_per_trial: float | None = None, gpus_per_trial: float | None = None,
+              pack_size: int | None = None, connect_timeout: float = driver.CONNECT_TIMEOUT_S,
+              yes: bool = False, reporter: driver.Reporter | None = None) -> Sweep:
+    """Train every run of ``spec`` not already done in ``results/<name>`` as Ray Tune trials
+    (local Ray, or the cluster at ``address``), then classify and report; returns the sweep.
+
+    A sweep large enough to ask for confirmation (plan.CONFIRM_RUNS runs or CONFIRM_HOURS)
+    is refused unless ``yes``."""
+    spec = driver.with_resources(load(spec), cpus_per_trial, gpus_per_trial)
+    sweep_dir = folder.location("--storage", str(results)) / spec.name
+    folder.check_new_sweep(spec, sweep_dir, overwrite)
+    if not yes:
+        large = driver.large_sweep(spec, address, num_cpus, pack_size)
+        if large is not None:
+            raise Refused(f"this sweep is large: {large.describe()}; pass --yes to start it, or --dry-run to see its plan")
+    reporter = reporter or driver.Reporter()
+
+    def work(held: driver.Driver) -> None:
+        if overwrite:
+            folder.clear(sweep_dir)
+        driver.train_unfinished(held, spec, address, num_cpus, connect_timeout, pack_size, resume=False)
+        if report:
+            _classify(sweep_dir, spec, {}, None, reporter)
+            _report(sweep_dir, None, None, None, reporter)
+
+    driver.drive(sweep_dir, spec, reporter, work)
+    return Sweep(sweep_dir)
+
+
+def resume_sweep(results: PathLike, *, report: bool = True, address: str | None = None, num_cpus: int | None = None,
+                 cpus_per_trial: float | None = None, gpus_per_trial: float | None = None,
+                 connect_timeout: float = driver.CONNECT_TIMEOUT_S, reporter: driver.Reporter | None = None) -> Sweep:
+    """Finish an interrupted sweep: every run not done continues from its pack's last
+    checkpoint (a damaged run from step 0); then classify and report."""
+    sweep_dir = folder.existing(results)
+    spec = driver.with_resources(folder.frozen_spec(sweep_dir), cpus_per_trial, gpus_per_trial)
+    reporter = reporter or driver.Reporter()
+
+    def work(held: driver.Driver) -> None:
+        driver.train_unfinished(held, spec, address, num_cpus, connect_timeout, None, resume=True)
+        if report:
+            _classify(sweep_dir, spec, {}, None, reporter)
+            _report(sweep_dir, None, None, None, reporter)
+
+    driver.drive(sweep_dir, spec, reporter, work)
+    return Sweep(sweep_dir)
+
+
+# ----------------------------------------------------------------------------- status
+
+
+@dataclass(frozen=True)
+class Status:
+    """How far a sweep is, from the rows on disk (runs.parquet's word is not trusted)."""
+
+    sweep_dir: Location
+    spec: SweepSpec
+    counts: dict[str, int]  # STATES -> runs
+    run_steps_done: int
+    run_steps_total: int
+    damaged: list[completion.RunState]
+    unreadable: list[store.Unreadable]
+    table_problem: str | None
+    driver: Holder | None  # who holds the folder's lock now, if anyone
+    phases_done: dict[str, int]  # finished runs per phase
+    phases_unfinished: dict[str, int]  # unfinished runs per phase, so far (provisional)
+
+    @property
+    def runs(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def unfinished(self) -> int:
+        return self.runs - self.counts["done"]
+
+
+def status(results: PathLike) -> Status:
+    """Runs done / started / pending / failed / damaged and the phases so far. Only reads."""
+    sweep_dir = folder.existing(results)
+    spec = folder.frozen_spec(sweep_dir)
+    found = folder.survey(spec, sweep_dir)
+    recorded = found.recorded("status")
+    counts = dict.fromkeys(STATES, 0)
+    for run_id, state in found.states.items():
+        name = state.state
+        if name in ("started", "pending") and recorded.get(run_id) == "failed":
+            name = "failed"
+        counts[name] += 1
+    sound = [r for r, s in found.states.items() if s.damage is None]
+    labels = phases.classify(found.metrics[found.metrics["run_id"].isin(sound)], criteria(spec))
+    finished = labels["run_id"].isin(found.finished)
+    return Status(
+        sweep_dir=sweep_dir, spec=spec, counts=counts,
+        run_steps_done=completion.run_steps_done(spec, found.states.values()),
+        run_steps_total=len(found.states) * spec.training.steps,
+        damaged=found.damaged, unreadable=found.unreadable, table_problem=found.table_problem,
+        driver=lock_holder(folder.lock_folder(sweep_dir)),
+        phases_done=phases.phase_counts(labels[finished]), phases_unfinished=phases.phase_counts(labels[~finished]),
+    )
+
+
+# ----------------------------------------------------------------------------- labels and report
+
+
+def criteria(spec: SweepSpec, overrides: Mapping[str, object] | None = None) -> phases.PhaseCriteria:
+    """The spec's phase criteria with overrides (a None value keeps the spec's)."""
+    try:
+        return phases.PhaseCriteria(**dataclasses.asdict(spec.phases)).with_overrides(**dict(overrides or {}))
+    except ValueError as exc:
+        raise Refused(f"{exc}; pass a valid value on the command line or fix 'phases' in the spec") from None
+
+
+def classify(results: PathLike, out: PathLike | None = None, reporter: driver.Reporter | None = None, **overrides) -> pd.DataFrame:
+    """Label every run (phases.classify) and write labels.parquet (or ``out``); returns the
+    labels. Refused while any run's rows are damaged. ``overrides``: threshold, gap, budget,
+    semi_min, semi_max, drop_min, plateau_window (None keeps the spec's)."""
+    sweep_dir = folder.existing(results)
+    return _classify(sweep_dir, folder.frozen_spec(sweep_dir), overrides, out, reporter or driver.Reporter())
+
+
+def _classify(sweep_dir: Location, spec: SweepSpec, overrides: Mapping, out: PathLike | None, reporter: driver.Reporter) -> pd.DataFrame:
+    chosen = criteria(spec, overrides)
+    found = folder.survey(spec, sweep_dir)
+    if found.damaged:
+        first = found.damaged[0]
+        more = f" (and {len(found.damaged) - 1} more run(s))" if len(found.damaged) > 1 else ""
+        raise Refused(f"run {first.run_id}: {first.damage}{more}; labels are never computed from partial rows: "
+                      f"`grokgrid resume {sweep_dir}` trains the damaged run(s) again")
+    labels = phases.classify(found.metrics, chosen)
+    target = sweep_dir / store.LABELS_FILE if out is None else as_location(str(out))
+    try:
+        store.write_labels(sweep_dir, labels, target)
+    except OSError as exc:
+        raise Refused(f"cannot write {target} ({exc.strerror or ' '.join(str(exc).split())}); "
+                      "pass --out FILE to write the labels elsewhere") from None
+    reporter.classified(labels, chosen, len(found.states) - len(found.finished), len(found.states), sweep_dir, target)
+    return labels
+
+
+def report(results: PathLike, axes: tuple[str, str] | str | None = None, facet: str | None = None,
+           out: PathLike | None = None, reporter: driver.Reporter | None = None) -> Path | Location:
+    """Write report.html (or ``out``): the phase diagram and the runs' learning curves, one
+    self-contained file that opens offline. ``axes``: two swept hyperparameters for the
+    diagram, as a pair or "repr_lr,decoder_lr" (default: chosen from the grid); ``facet``: a
+    third, one row of panels per value. Refused before ``classify``, and while any metrics file
+    or the runs table is unreadable. Returns where it went."""
+    sweep_dir = folder.existing(results)
+    spec = folder.frozen_spec(sweep_dir)
+    if not (sweep_dir / store.LABELS_FILE).is_file():
+        raise Refused(f"{sweep_dir}: no {store.LABELS_FILE} yet; run `grokgrid classify {sweep_dir}` first")
+    found = folder.survey(spec, sweep_dir)
+    if found.table_problem:
+        raise Refused(f"{found.table_problem}; `grokgrid resume {sweep_dir}` rebuilds it")
+    if found.unreadable:
+        raise Refused(f"{found.unreadable[0].describe()}; curves are never drawn from partial rows: "
+                      f"`grokgrid resume {sweep_dir}` trains the damaged run(s) again")
+    return _report(sweep_dir, _axes_pair(axes), facet, out, reporter or driver.Reporter())
+
+
+def _axes_pair(axes: tuple[str, str] | str | None) -> tuple[str, str] | None:
+    if axes is None:
+        return None
+    text = axes if isinstance(axes, str) else ",".join(map(str, axes))
+    parts = [a.strip() for a in text.split(",")]
+    if len(parts) != 2 or not all(parts):
+        raise Refused(f"--axes {text!r}: give two hyperparameters separated by a comma, e.g. repr_lr,decoder_lr")
+    return parts[0], parts[1]
+
+
+def _report(sweep_dir: Location, axes, facet: str | None, out: PathLike | None, reporter: driver.Reporter) -> Path | Location:
+    from grokgrid import report as report_module
+
+    target = sweep_dir / store.REPORT_FILE if out is None else as_location(str(out))
+    try:
+        path = report_module.write_report(sweep_dir, axes=axes, facet=facet, out=out)
+    except store.DamagedFile as exc:
+        rebuilt = "classify" if exc.path.name == store.LABELS_FILE else "resume"
+        raise Refused(f"{exc}; `grokgrid {rebuilt} {sweep_dir}` rebuilds it") from None
+    except ValueError as exc:
+        raise Refused(f"{'--facet' if str(exc).startswith('facet') else '--axes'}: {exc}") from None
+    except OSError as exc:
+        raise Refused(f"cannot write {target} ({exc.strerror or ' '.join(str(exc).split())}); "
+                      "pass --out FILE to write the report elsewhere") from None
+    reporter.reported(path, sweep_dir)
+    return path
+
+
+# ----------------------------------------------------------------------------- many sweeps
+
+
+@dataclass(frozen=True)
+class Listing:
+    """One sweep under a results root, as `grokgrid ls` shows it."""
+
+    name: str
+    path: Location
+    runs: int
+    done: int
+    running: bool  # a driver holds its lock now
+    phases: dict[str, int] | None  # from labels.parquet; None before classify
+    problem: str | None = None  # why the folder could not be read
+
+
+def ls(root: PathLike = "results") -> list[Listing]:
+    """Every sweep folder directly under ``root``, by name: runs, runs done (from the rows on
+    disk), whether a driver is running, and the phase counts of its labels."""
+    base = folder.existing(root, option="ROOT")
+    found = []
+    for child in base.iterdir():
+        if child.is_dir() and folder.is_sweep(child):
+            found.append(_listing(child))
+    return found
+
+
+def _listing(sweep_dir: Location) -> Listing:
+    running = lock_holder(folder.lock_folder(sweep_dir)) is not None
+    try:
+        spec = folder.frozen_spec(sweep_dir)
+    except Refused as exc:
+        return Listing(sweep_dir.name, sweep_dir, 0, 0, running, None, str(exc))
+    found = folder.survey(spec, sweep_dir)
+    counts, problem = None, None
+    try:
+        counts = phases.phase_counts(store.read_labels(sweep_dir))
+    except FileNotFoundError:
+        pass
+    except store.DamagedFile as exc:
+        problem = str(exc)
+    if found.damaged and problem is None:
+        problem = f"{len(found.damaged)} damaged run(s)"
+    return Listing(sweep_dir.name, sweep_dir, len(found.states), len(found.finished), running, counts, problem)
