@@ -60,10 +60,12 @@ def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (values * weights).sum(dim=-1) / weights.sum(dim=-1)
 
 
-def weight_norm(parameters: Iterable[torch.Tensor], runs: int | None = None) -> torch.Tensor:
-    """l2 norm of all of a run's parameters together, per run (zeros for an empty group of
-    ``runs`` runs: e.g. a model without embeddings has no representation parameters)."""
+def weight_norm(parameters: Iterable[torch.Tensor], runs: int | None = None,
+                dtype: torch.dtype = torch.float64, device: torch.device | str = "cpu") -> torch.Tensor:
+    """[K] l2 norm of all of a run's parameters together, per run (the parameters carry the
+    run axis first). An empty group of ``runs`` runs (a model without embeddings has no
+    representation parameters) has norm 0: zeros of ``dtype`` on ``device``."""
     squares = [p.detach().pow(2).flatten(start_dim=1).sum(dim=1) for p in parameters]
     if not squares:
-        return torch.zeros(runs or 0, dtype=torch.float64)
+        return torch.zeros(runs or 0, dtype=dtype, device=device)
     return torch.stack(squares).sum(dim=0).sqrt()

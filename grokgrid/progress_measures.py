@@ -7,7 +7,6 @@ slice (no statistic is shared across the runs of a pack).
 - :func:`logit_efficiency` — Varma et al.: mean correct-class logit per unit parameter norm.
 - :func:`gram_entropy` / :func:`perturbed_entropy` — Tan & Huang: matrix-based Renyi entropy
   (alpha = 1, i.e. von Neumann) of a hidden layer's features on noise-perturbed inputs.
-- :func:`group_norms` / :func:`parameter_norms` — l2 weight norm per parameter group / tensor.
 
 All are measurements: call them under ``torch.no_grad()`` (perturbed_entropy does it itself).
 """
@@ -18,6 +17,8 @@ from functools import lru_cache
 from typing import Iterable
 
 import torch
+
+from grokgrid.metrics import weight_norm
 
 # Liu et al.'s code (toy/train_add.py): a parallelogram holds when the mean over embedding
 # dimensions of (E_i + E_j - E_m - E_n)^2 is below threshold_P = 0.01.
@@ -128,23 +129,6 @@ def commutativity_accuracy(
     return (agree.to(torch.float64) * weights).sum(dim=1) / weights.sum(dim=1)
 
 
-def parameter_norm(
-    parameters: Iterable[torch.Tensor],
-    n_runs: int,
-    dtype: torch.dtype = torch.float64,
-    device: torch.device | str = "cpu",
-) -> torch.Tensor:
-    """[K] l2 norm of the runs' slices of ``parameters`` together; for no parameters, zeros
-    of ``dtype`` on ``device``."""
-    total = None
-    for p in parameters:
-        squares = p.detach().pow(2).reshape(p.shape[0], -1).sum(dim=1)
-        total = squares if total is None else total + squares
-    if total is None:
-        return torch.zeros(n_runs, dtype=dtype, device=device)
-    return total.sqrt()
-
-
 def logit_efficiency(
     outputs: torch.Tensor,
     targets: torch.Tensor,
@@ -158,7 +142,7 @@ def logit_efficiency(
     correct = outputs.detach().gather(2, targets.view(1, n, 1).expand(k, n, 1)).squeeze(-1)
     weights = torch.ones_like(correct) if mask is None else mask.to(correct.dtype).expand(k, n)
     mean_logit = (correct * weights).sum(dim=1) / weights.sum(dim=1)
-    return mean_logit / parameter_norm(parameters, k).to(mean_logit)
+    return mean_logit / weight_norm(parameters, k).to(mean_logit)
 
 
 def gram_entropy(features: torch.Tensor, center: bool = False) -> torch.Tensor:
@@ -209,22 +193,3 @@ def perturbed_entropy(
     noise = torch.randn(tuple(embedded.shape[1:]), generator=generator, dtype=torch.float64)
     perturbed = embedded + (sigma * noise).to(embedded.dtype).to(embedded.device)
     return gram_entropy(model.features(perturbed, layer), center=center)
-
-
-def group_norms(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """[K] l2 norms of a batched model's groups: "representation" (representation_parameters),
-    "decoder" (decoder_parameters) and "total" (both). An empty group has norm 0."""
-    reference = next(model.parameters())
-    k, dtype, device = reference.shape[0], reference.dtype, reference.device
-    representation = model.representation_parameters()
-    decoder = model.decoder_parameters()
-    return {
-        "representation": parameter_norm(representation, k, dtype, device),
-        "decoder": parameter_norm(decoder, k, dtype, device),
-        "total": parameter_norm([*representation, *decoder], k, dtype, device),
-    }
-
-
-def parameter_norms(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """[K] l2 norm of each named parameter tensor of a batched model."""
-    return {name: parameter_norm([p], p.shape[0]) for name, p in model.named_parameters()}

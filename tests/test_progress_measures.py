@@ -139,17 +139,19 @@ def test_perturbed_entropy_is_per_run_and_deterministic(name):
     assert not torch.equal(pm.perturbed_entropy(packed, inputs, sigma=0.5, seed=3), clean)
 
 
-def test_group_norms():
+def test_weight_norms_of_a_models_groups_are_per_run():
+    # What training logs as weight_norm, repr_norm and decoder_norm (metrics.weight_norm).
     model = MODELS["mlp"][0]([0, 1], [1.0, 3.0])
-    norms = pm.group_norms(model)
-    torch.testing.assert_close(norms["total"], metrics.weight_norm(model.parameters()))
-    torch.testing.assert_close(norms["representation"], metrics.weight_norm([model.embedding]))
-    torch.testing.assert_close(norms["total"] ** 2, norms["representation"] ** 2 + norms["decoder"] ** 2)
-    same_seed = pm.group_norms(MODELS["mlp"][0]([0, 0], [1.0, 3.0]))
-    torch.testing.assert_close(same_seed["total"][1], 3.0 * same_seed["total"][0])  # alpha scales the norm
+    representation, decoder = model.representation_parameters(), model.decoder_parameters()
+    total = metrics.weight_norm(model.parameters())
+    torch.testing.assert_close(total ** 2, metrics.weight_norm(representation) ** 2 + metrics.weight_norm(decoder) ** 2)
+    torch.testing.assert_close(metrics.weight_norm(representation)[1], model.embedding[1].norm().to(F64))
+    same_seed = MODELS["mlp"][0]([0, 0], [1.0, 3.0])
+    scaled = metrics.weight_norm(same_seed.parameters())
+    torch.testing.assert_close(scaled[1], 3.0 * scaled[0])  # alpha scales the norm
     diagonal = DiagonalLinearNet(dim=4, seeds=[0, 1], init_scales=[1.0, 2.0], dtype=F64)
-    diag_norms = pm.group_norms(diagonal)
-    assert diag_norms["representation"].tolist() == [0.0, 0.0]
-    torch.testing.assert_close(diag_norms["decoder"], torch.tensor([math.sqrt(8.0), math.sqrt(32.0)], dtype=F64))
-    per_tensor = pm.parameter_norms(diagonal)
-    assert set(per_tensor) == {"u", "v"} and per_tensor["u"].tolist() == [2.0, 4.0]
+    assert diagonal.representation_parameters() == []
+    empty = metrics.weight_norm(diagonal.representation_parameters(), runs=2, dtype=F64)
+    assert empty.tolist() == [0.0, 0.0] and empty.dtype == F64
+    torch.testing.assert_close(metrics.weight_norm(diagonal.decoder_parameters()), torch.tensor([math.sqrt(8.0), math.sqrt(32.0)], dtype=F64))
+    assert metrics.weight_norm([diagonal.u]).tolist() == [2.0, 4.0]
