@@ -24,7 +24,7 @@ from typing import Any
 import ray
 from ray import tune
 
-from grokgrid import completion, store, train
+from grokgrid import checkpoint, completion, store, train
 from grokgrid.grid import Pack
 from grokgrid.spec import spec_from_dict
 from grokgrid.storage import Location, as_location
@@ -72,12 +72,12 @@ class _PartWriter:
 def _load(source: str, path: Location, trainer: train.PackTrainer, pack_id: str) -> dict | None:
     try:
         if path.local is not None:
-            data = train.load_checkpoint(path.local)
+            data = checkpoint.load_checkpoint(path.local)
         else:  # torch reads a local file: fetch the checkpoint's bytes into one first
             with tempfile.TemporaryDirectory(prefix="grokgrid-ckpt-") as d:
                 copy = Path(d) / CHECKPOINT_FILE
                 copy.write_bytes(path.read_bytes())
-                data = train.load_checkpoint(copy)
+                data = checkpoint.load_checkpoint(copy)
         if data.get("pack_id") != pack_id or list(data["all_run_ids"]) != list(trainer.all_run_ids):
             raise ValueError("it belongs to another pack")
         return data
@@ -119,7 +119,7 @@ def _restore(trainer: train.PackTrainer, sweep_dir: Location, pack_id: str) -> i
         if holes:
             log.warning("pack %s: not using its checkpoint of step %d: run %s lacks rows up to it", pack_id, step, holes[0])
             continue
-        train.restore_checkpoint(trainer, data)
+        checkpoint.restore_checkpoint(trainer, data)
         return trainer.step
     return None
 
@@ -128,7 +128,7 @@ def _save(trainer: train.PackTrainer, sweep_dir: Location, pack_id: str, metrics
     """Persist the pack's state (results folder first, then Tune) and report ``metrics`` with it."""
     with tempfile.TemporaryDirectory(prefix="grokgrid-ckpt-") as d:
         local = Path(d) / CHECKPOINT_FILE
-        train.save_checkpoint(trainer, local, pack_id=pack_id)
+        checkpoint.save_checkpoint(trainer, local, pack_id=pack_id)
         pack_checkpoint_path(sweep_dir, pack_id).write_bytes(local.read_bytes())  # atomic
         # Tune copies the folder into the trial's storage before report() returns.
         tune.report({**metrics, "checkpoint_step": trainer.step}, checkpoint=tune.Checkpoint.from_directory(d))

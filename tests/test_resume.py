@@ -22,7 +22,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from grokgrid import grid, store
+from grokgrid import checkpoint, grid, store
 from grokgrid.cli import app
 from grokgrid.lock import LOCK_FILE, SweepLock, SweepLocked, holder
 from grokgrid.spec import SpecError, dump_spec, spec_from_dict
@@ -87,22 +87,22 @@ def test_checkpoint_files_restore_a_pack_exactly_and_refuse_other_packs(tmp_path
     for i, rows in enumerate(first.rows()):
         rows_seen.extend(rows)
         if i == 3:
-            train.save_checkpoint(first, tmp_path / "c" / "state.pt", pack_id="p")
+            checkpoint.save_checkpoint(first, tmp_path / "c" / "state.pt", pack_id="p")
             break
     assert not [p for p in (tmp_path / "c").iterdir() if p.name != "state.pt"]  # no temp file left
-    data = train.load_checkpoint(tmp_path / "c" / "state.pt")
+    data = checkpoint.load_checkpoint(tmp_path / "c" / "state.pt")
     assert data["pack_id"] == "p" and data["trainer"]["step"] == 30
     second = train.PackTrainer(spec, runs[:2])
-    train.restore_checkpoint(second, data)
+    checkpoint.restore_checkpoint(second, data)
     for rows in second.rows():
         rows_seen.extend(rows)
     frame = lambda rows: pd.DataFrame(rows).drop(columns="elapsed_s").sort_values(["run_id", "step"]).reset_index(drop=True)  # noqa: E731
     pd.testing.assert_frame_equal(frame(rows_seen), frame(straight), check_exact=True)
     with pytest.raises(ValueError, match="another pack|runs differ"):
-        train.restore_checkpoint(train.PackTrainer(spec, runs[2:]), data)
+        checkpoint.restore_checkpoint(train.PackTrainer(spec, runs[2:]), data)
     (tmp_path / "torn.pt").write_bytes(b"PK\x03\x04 not a whole checkpoint")
     with pytest.raises(Exception):
-        train.load_checkpoint(tmp_path / "torn.pt")
+        checkpoint.load_checkpoint(tmp_path / "torn.pt")
 
 
 def test_a_finished_pack_with_every_run_diverged_restores_to_finished(tmp_path):
@@ -113,9 +113,9 @@ def test_a_finished_pack_with_every_run_diverged_restores_to_finished(tmp_path):
     for _ in trainer.rows():
         pass
     assert trainer.finished and not trainer.state.runs and trainer.step < 40  # every run diverged
-    train.save_checkpoint(trainer, tmp_path / "s.pt", pack_id="p")
+    checkpoint.save_checkpoint(trainer, tmp_path / "s.pt", pack_id="p")
     again = train.PackTrainer(spec, grid.expand(spec))
-    train.restore_checkpoint(again, train.load_checkpoint(tmp_path / "s.pt"))
+    checkpoint.restore_checkpoint(again, checkpoint.load_checkpoint(tmp_path / "s.pt"))
     assert again.finished and list(again.rows()) == []
 
 
