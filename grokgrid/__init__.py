@@ -15,7 +15,7 @@ __version__ = "0.1.0"
 
 # Not "report": grokgrid.report is the report package; write one with grokgrid.open(...).report().
 _API = ("open", "Sweep", "Status", "Listing", "run_sweep", "resume_sweep", "status", "classify", "ls", "load")
-__all__ = ["__version__", *_API, "Refused", "SweepInterrupted", "Reporter"]
+__all__ = ["__version__", *_API, "Refused", "SweepInterrupted", "Reporter", "Quiet"]
 
 
 def __getattr__(name: str):
@@ -27,7 +27,7 @@ def __getattr__(name: str):
         from grokgrid.refusal import Refused
 
         return Refused
-    if name in ("SweepInterrupted", "Reporter"):
+    if name in ("SweepInterrupted", "Reporter", "Quiet"):
         from grokgrid import driver
 
         return getattr(driver, name)

@@ -124,3 +124,21 @@ def test_run_sweep_then_resume_sweep_from_python(tmp_path, ray_local):
     again = grokgrid.resume_sweep(s.path, report=False, reporter=driver.Quiet())
     assert again.status().counts["done"] == 2
     pd.testing.assert_frame_equal(again.metrics(), s.metrics())
+
+
+def _readme_block(marker: str) -> str:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    after = readme.split(f"<!-- {marker}", 1)[1]
+    return after.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_readmes_reading_example_runs_on_a_results_folder(tmp_path, monkeypatch):
+    # The README's notebook example, as written, on a quickstart-shaped folder built without Ray.
+    quickstart = {**FOUR, "name": "quickstart", "grid": {"repr_lr": [1e-3, 1e-2], "decoder_lr": [1e-4, 1e-3]}}
+    _, sweep_dir = make_results(tmp_path, quickstart)
+    grokgrid.classify(sweep_dir, reporter=grokgrid.Quiet())
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(_readme_block("api-read"), "README.md", "exec"), namespace)  # noqa: S102
+    assert namespace["table"].shape[0] == 4 and namespace["curve"].index.name == "step"
+    assert (tmp_path / "strict.parquet").is_file() and (tmp_path / "diagram.html").is_file()
