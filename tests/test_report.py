@@ -15,6 +15,7 @@ import pytest
 
 from grokgrid import report, store
 from grokgrid.phases import PHASE_COLORS, PHASES
+from grokgrid.report.diagram_layout import axis_layout
 
 REPR_LRS = (1e-4, 1e-3, 1e-2)
 DECODER_LRS = (1e-5, 1e-4, 1e-3)
@@ -392,10 +393,10 @@ def test_phase_diagram_uses_log_axes_with_value_ticks_for_learning_rates(tables)
 
 def test_axis_ticks_for_many_or_uneven_log_values():
     values = list(np.logspace(-5, -2, 10))
-    layout = report._axis_layout("repr_lr", values)  # 10 values: one tick per decade
+    layout = axis_layout("repr_lr", values)  # 10 values: one tick per decade
     assert layout["tickvals"] == pytest.approx([1e-5, 1e-4, 1e-3, 1e-2])
     assert layout["ticktext"][0] == "10<sup>−5</sup>"
-    uneven = report._axis_layout("repr_lr", [1e-4, 3e-4, 1e-2])  # not powers of ten: the values
+    uneven = axis_layout("repr_lr", [1e-4, 3e-4, 1e-2])  # not powers of ten: the values
     assert uneven["ticktext"] == ["0.0001", "0.0003", "0.01"]
     assert report.power_of_ten(0) == "1" and report.power_of_ten(2) == "10<sup>2</sup>"
 
@@ -656,6 +657,17 @@ def test_report_traps_js_errors_before_anything_runs(document):
     trap = document.index('window.addEventListener("error"')
     assert trap < document.index(plotly.offline.get_plotlyjs()[:200])
     assert f'<pre id="{report.JS_ERRORS_ID}" hidden></pre>' in document
+
+
+def test_page_assets_ship_in_the_package_and_find_the_page_by_its_ids():
+    from importlib import resources
+
+    assets = resources.files("grokgrid.report").joinpath("assets")
+    names = {"page.html", "report.css", "error_trap.js", "report.js"}
+    assert names <= {p.name for p in assets.iterdir()}
+    # The two ids the scripts spell out themselves; every other one reaches them in the data blob.
+    assert f'"{report.JS_ERRORS_ID}"' in assets.joinpath("error_trap.js").read_text(encoding="utf-8")
+    assert f'"{report.DATA_ID}"' in assets.joinpath("report.js").read_text(encoding="utf-8")
 
 
 def test_report_data_lets_a_click_show_each_cells_runs(tables, document):
