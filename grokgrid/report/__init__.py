@@ -30,7 +30,7 @@ The package, one job per module (imports point down the list):
 
 * ``axes``: which hyperparameters go on the axes and facet (checked), value formats;
 * ``cells``: runs with their labels gathered into the diagram's cells (``phase_grid``), and the
-  summary's counts;
+  summary's counts (through phases.phase_counts / detail_counts);
 * ``hover``: the hover texts of the diagram's cells and runs;
 * ``style``, ``diagram_layout``, ``diagram``: the phase diagram figure (phase panel, delay and
   accuracy maps) in its hand-laid frame;
@@ -44,14 +44,13 @@ The builders re-exported here (``phase_grid``, ``phase_diagram_figure``, ``cell_
 ``learning_curves_figure``, ``curve_data``, ``report_data``, ``overview_runs``...) are public so
 that tests (and notebooks) can check the data behind the pictures.
 
-Pure plotly + pandas + numpy: no torch or Ray import
+Pure plotly + pandas + numpy (and grokgrid.spec, stdlib and yaml): no torch or Ray import
 (DESIGN.md section 2), so reports build on a laptop.
 """
 
 from grokgrid.phases import DETAILS
 from grokgrid.report.axes import (
     DISPLAY_NAMES,
-    HYPERPARAMETERS,
     axis_scale,
     display_name,
     format_steps,
@@ -69,10 +68,8 @@ from grokgrid.report.cells import (
     labelled_runs,
     ordered_phases,
     phase_color,
-    detail_counts,
-    majority_phase,
-    phase_counts,
     phase_grid,
+    summary_counts,
 )
 from grokgrid.report.curve_figures import (
     MAX_OVERVIEW_RUNS,
@@ -86,7 +83,6 @@ from grokgrid.report.curves import (
     MAX_CURVE_POINTS,
     CurveData,
     curve_data,
-    decode_curves,
     encode_curves,
     plotted_steps,
     step_title,
@@ -109,15 +105,16 @@ from grokgrid.report.page import (
 from grokgrid.report.page_data import MAX_CELL_RUNS, default_cell, report_data
 from grokgrid.report.style import DETAIL_SYMBOLS, SELECTION_COLOR
 from grokgrid.report.summary import summary_html
+from grokgrid.spec import HYPERPARAMETERS
 
 __all__ = [
     "CELL_CURVES_ID", "CELL_INFO_ID", "CURVE_METRICS", "CurveData", "DATA_ID", "DETAILS", "DETAIL_SYMBOLS",
     "DISPLAY_NAMES", "GRID_COLUMNS", "HYPERPARAMETERS", "JS_ERRORS_ID", "LEARNING_CURVES_ID", "MAX_CELL_RUNS",
     "MAX_CURVE_POINTS", "MAX_OVERVIEW_RUNS", "PHASE_DIAGRAM_ID", "SELECTION_COLOR", "SINGLE_CELL", "UNLABELED",
-    "axis_scale", "cell_curves_figure", "cell_hover_text", "curve_data", "decode_curves", "default_cell",
-    "detail_counts", "display_name", "encode_curves", "format_steps", "format_value", "grokgrid_version",
-    "hyperparameter_columns", "labelled_runs", "learning_curves_figure", "log_ticks", "majority_phase",
-    "ordered_phases", "overview_runs", "phase_color", "phase_counts", "phase_diagram_figure", "phase_grid",
-    "plotted_steps", "power_of_ten", "render_report", "report_data", "resolve_axes", "resolve_facet",
-    "step_title", "summary_html", "swept_axes", "varying_hyperparameters", "write_report", "zero_step_x",
+    "axis_scale", "cell_curves_figure", "cell_hover_text", "curve_data", "default_cell", "display_name",
+    "encode_curves", "format_steps", "format_value", "grokgrid_version", "hyperparameter_columns",
+    "labelled_runs", "learning_curves_figure", "log_ticks", "ordered_phases", "overview_runs", "phase_color",
+    "phase_diagram_figure", "phase_grid", "plotted_steps", "power_of_ten", "render_report", "report_data",
+    "resolve_axes", "resolve_facet", "step_title", "summary_counts", "summary_html", "swept_axes",
+    "varying_hyperparameters", "write_report", "zero_step_x",
 ]  # fmt: skip

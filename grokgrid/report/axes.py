@@ -10,8 +10,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-# Hyperparameter columns of the runs table, in the order the default axes are picked from.
-HYPERPARAMETERS = ("repr_lr", "decoder_lr", "repr_wd", "decoder_wd", "init_scale", "train_fraction", "seed")
+from grokgrid.spec import HYPERPARAMETERS
 
 DISPLAY_NAMES = {
     "repr_lr": "representation lr",

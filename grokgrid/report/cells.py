@@ -1,7 +1,7 @@
 """The runs of a sweep gathered into the cells of the phase diagram: each run's label joined on,
 the runs sorted, and per (facet, x, y) cell its majority phase and detail label, grokking delay
 and final val accuracy (``phase_grid``); plus the runs per phase and detail label that the
-summary lists.
+summary lists (counted by phases.phase_counts / phases.detail_counts).
 
 Pandas and numpy only; vectorised over runs, since a sweep may hold 10,000 of them.
 """
@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from grokgrid.phases import DETAILS, PHASE_COLORS, PHASES
+from grokgrid.phases import DETAILS, PHASE_COLORS, PHASES, detail_counts, phase_counts
 from grokgrid.report.axes import hyperparameter_columns, resolve_axes, resolve_facet
 
 # Runs with no label yet (pending, failed, not classified) still occupy their cell.
@@ -47,13 +47,6 @@ def ordered_phases(phases: Sequence[str]) -> list[str]:
 
 def phase_color(phase: str) -> str:
     return PHASE_COLORS.get(phase, FALLBACK_COLOR)
-
-
-def majority_phase(phases: Sequence[str]) -> tuple[str, int]:
-    """The most common phase and its count; a tie goes to the phase listed first in PHASES."""
-    counts = pd.Series(list(phases), dtype=object).value_counts()
-    best = min(counts.index, key=lambda p: (-counts[p], _phase_rank(p), p))
-    return best, int(counts[best])
 
 
 def numeric_column(table: pd.DataFrame, column: str) -> np.ndarray:
@@ -177,16 +170,19 @@ def phase_grid(
     return cell_grid(table, axes, facet)[0]
 
 
-def phase_counts(runs: pd.DataFrame, labels: pd.DataFrame) -> dict[str, int]:
-    """Runs per phase: every phase of PHASES (zeros included), then any other phase present."""
-    present = labelled_runs(runs, labels)["phase"].value_counts()
-    counts = dict.fromkeys(PHASES, 0)
-    for phase in ordered_phases(present.index.tolist()):
-        counts[phase] = int(present[phase])
-    return counts
+def summary_counts(runs: pd.DataFrame, labels: pd.DataFrame) -> tuple[dict[str, int], dict[str, int]]:
+    """Runs per phase and per detail label, as the summary lists them.
 
-
-def detail_counts(runs: pd.DataFrame, labels: pd.DataFrame) -> dict[str, int]:
-    """Runs per detail label, every one of DETAILS (zeros included)."""
-    present = labelled_runs(runs, labels)["detail"].value_counts()
-    return {d: int(present.get(d, 0)) for d in DETAILS}
+    Counted by phases.phase_counts and phases.detail_counts (every phase and detail label, zeros
+    included), then one entry per phase that phases.py does not know (runs without a label:
+    'unlabeled'; a label from another grokgrid version), so that the phases add up to the runs.
+    """
+    table = labelled_runs(runs, labels)
+    known = table["phase"].isin(PHASES)
+    per_phase = phase_counts(table.loc[known, "phase"])
+    others = table.loc[~known, "phase"].value_counts()
+    for phase in ordered_phases(others.index.tolist()):
+        per_phase[phase] = int(others[phase])
+    # phases.detail_counts refuses names it does not know; the summary only lists DETAILS.
+    per_detail = detail_counts(table.loc[table["detail"].isin(DETAILS), "detail"])
+    return per_phase, per_detail

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -143,19 +143,6 @@ def encode_curves(curves: CurveData) -> dict:
         "values": values,
         "log_values": list(_LOG_METRICS),
     }
-
-
-def decode_curves(encoded: Mapping[str, object], i: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Run i's (steps, values) back from ``encode_curves`` (what the page's script does)."""
-    n = np.asarray(encoded["n"], dtype=np.int64)
-    offset = int(n[:i].sum())
-    steps = np.frombuffer(base64.b64decode(encoded["patterns"][encoded["pattern"][i]]), dtype="<f8")
-    values = {}
-    for m, blob in encoded["values"].items():
-        v = np.frombuffer(base64.b64decode(blob), dtype="<f2")[offset : offset + n[i]].astype(np.float64)
-        values[m] = 10**v if m in encoded["log_values"] else v
-    return steps, values
-
 
 
 def zero_step_x(steps: np.ndarray) -> float:

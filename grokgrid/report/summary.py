@@ -12,7 +12,7 @@ import pandas as pd
 
 from grokgrid.phases import DETAIL_PHASE
 from grokgrid.report.axes import display_name, format_value, hyperparameter_columns, sorted_unique
-from grokgrid.report.cells import detail_counts, phase_color, phase_counts
+from grokgrid.report.cells import phase_color, summary_counts
 
 
 def _swatch(color: str) -> str:
@@ -71,12 +71,12 @@ def _meta_block(meta: Mapping[str, object]) -> tuple[list[str], list[str]]:
 def summary_html(runs: pd.DataFrame, labels: pd.DataFrame, meta: Mapping[str, object] | None = None) -> str:
     """The summary section: runs per phase (all PHASES, zeros too) with the detail labels under
     their phase, run count and status, the hyperparameters, and the ``meta`` items, all escaped."""
-    counts = phase_counts(runs, labels)
+    counts, details = summary_counts(runs, labels)
     meta_rows, meta_blocks = _meta_block(meta or {})
     status = _status_text(runs)
     counts_table = [
         '<table class="summary" id="phase-counts"><thead><tr><th>phase</th><th>runs</th></tr></thead><tbody>',
-        *_phase_count_rows(counts, detail_counts(runs, labels)),
+        *_phase_count_rows(counts, details),
         f'<tr><th>total</th><td class="num" id="n-runs">{len(runs)}</td></tr>',
         "</tbody></table>",
     ]
