@@ -688,7 +688,7 @@ def test_page_assets_ship_in_the_package_and_find_the_page_by_its_ids():
     from importlib import resources
 
     assets = resources.files("grokgrid.report").joinpath("assets")
-    names = {"page.html", "report.css", "error_trap.js", "report.js"}
+    names = {"page.html", "summary.html", "report.css", "error_trap.js", "report.js"}
     assert names <= {p.name for p in assets.iterdir()}
     # The two ids the scripts spell out themselves; every other one reaches them in the data blob.
     assert f'"{report.JS_ERRORS_ID}"' in assets.joinpath("error_trap.js").read_text(encoding="utf-8")

@@ -4,7 +4,7 @@ error_trap.js, report.js), plotly.js (inlined once, never from a CDN) and one JS
 everything the script needs; ``write_report`` reads a results folder and writes the page
 atomically.
 
-The assets are package data, read with importlib.resources, so that the page's CSS and
+The assets are package data (templates.py reads them), so that the page's HTML, CSS and
 JavaScript live in files of their own language rather than in Python strings.
 """
 
@@ -13,8 +13,6 @@ from __future__ import annotations
 import html
 import json
 from datetime import datetime, timezone
-from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from string import Template
 from typing import Mapping, Sequence
@@ -34,6 +32,7 @@ from grokgrid.report.diagram import build_diagram
 from grokgrid.report.page_data import report_data
 from grokgrid.report.style import PLOT_CONFIG
 from grokgrid.report.summary import summary_html
+from grokgrid.report.templates import asset
 from grokgrid.storage import Location, PathLike, as_location
 
 # Element ids of the page (tests and the browser check look for them). The page's script finds
@@ -45,12 +44,6 @@ CELL_INFO_ID = "grokgrid-cell-info"
 LEARNING_CURVES_ID = "grokgrid-learning-curves"
 JS_ERRORS_ID = "grokgrid-js-errors"
 DATA_ID = "grokgrid-data"
-
-
-@lru_cache(maxsize=None)
-def asset(name: str) -> str:
-    """The text of ``assets/<name>`` (shipped as package data)."""
-    return resources.files("grokgrid.report").joinpath("assets", name).read_text(encoding="utf-8")
 
 
 def _figure_div(fig: go.Figure, div_id: str) -> str:

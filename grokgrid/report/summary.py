@@ -1,35 +1,36 @@
 """The summary section of the report: runs per phase (the detail labels under the phase they
 refine), run status, the hyperparameters (fixed, swept or replicates, with their values) and the
-meta items (sweep, date, version; the spec in a collapsed block). Table rows built from the data;
-every text is escaped."""
+meta items (sweep, date, version; the spec in a collapsed block). The HTML is assets/summary.html's
+snippets, filled from the data; every text is escaped."""
 
 from __future__ import annotations
 
 import html
-from typing import Mapping
+from typing import Iterable, Mapping
 
 import pandas as pd
 
 from grokgrid.phases import DETAIL_PHASE
 from grokgrid.report.axes import display_name, format_value, hyperparameter_columns, sorted_unique
 from grokgrid.report.cells import phase_color, summary_counts
+from grokgrid.report.templates import snippets
+
+_SNIPPETS = snippets("summary.html")
 
 
-def _swatch(color: str) -> str:
-    return f'<span class="swatch" style="background:{html.escape(color)}"></span>'
+def _lines(pieces: Iterable[str]) -> str:
+    """Pieces for a snippet's optional or repeated slot, each on a line of its own."""
+    return "".join(f"\n{piece}" for piece in pieces)
 
 
 def _phase_count_rows(counts: Mapping[str, int], details: Mapping[str, int] | None = None) -> list[str]:
     """One row per phase; a detail label's row (when any run has it) goes under its phase."""
     rows = []
     for phase, n in counts.items():
-        rows.append(f'<tr><td>{_swatch(phase_color(phase))}{html.escape(phase)}</td><td class="num">{n}</td></tr>')
+        rows.append(_SNIPPETS["phase_row"].substitute(color=html.escape(phase_color(phase)), phase=html.escape(phase), count=n))
         for detail, m in (details or {}).items():
             if m and DETAIL_PHASE.get(detail) == phase:
-                rows.append(
-                    f'<tr class="sub"><td>of which {html.escape(detail)}</td><td class="num" '
-                    f'data-detail="{html.escape(detail)}">{m}</td></tr>'
-                )
+                rows.append(_SNIPPETS["detail_row"].substitute(detail=html.escape(detail), count=m))
     return rows
 
 
@@ -47,10 +48,8 @@ def _hyperparameter_rows(runs: pd.DataFrame) -> list[str]:
         kind = "fixed" if len(values) == 1 else ("replicates" if name == "seed" else "swept")
         shown = values if len(values) <= 12 else [*values[:5], "…", *values[-5:]]
         text = ", ".join(format_value(v, 4) if v != "…" else v for v in shown)
-        rows.append(
-            f"<tr><td>{html.escape(display_name(name))} <span class='note'>({html.escape(name)}, {kind})</span>"
-            f"</td><td>{html.escape(text)}</td></tr>"
-        )
+        rows.append(_SNIPPETS["hyperparameter_row"].substitute(
+            display=html.escape(display_name(name)), name=html.escape(name), kind=kind, values=html.escape(text)))
     return rows
 
 
@@ -59,12 +58,9 @@ def _meta_block(meta: Mapping[str, object]) -> tuple[list[str], list[str]]:
     rows, blocks = [], []
     for key, value in meta.items():
         text = "" if value is None else str(value)
-        if "\n" in text or len(text) > 120:
-            blocks.append(
-                f"<details><summary>{html.escape(str(key))}</summary><pre>{html.escape(text)}</pre></details>"
-            )
-        else:
-            rows.append(f"<tr><td>{html.escape(str(key))}</td><td>{html.escape(text)}</td></tr>")
+        long = "\n" in text or len(text) > 120
+        snippet = _SNIPPETS["meta_block" if long else "meta_row"]
+        (blocks if long else rows).append(snippet.substitute(key=html.escape(str(key)), value=html.escape(text)))
     return rows, blocks
 
 
@@ -74,17 +70,11 @@ def summary_html(runs: pd.DataFrame, labels: pd.DataFrame, meta: Mapping[str, ob
     counts, details = summary_counts(runs, labels)
     meta_rows, meta_blocks = _meta_block(meta or {})
     status = _status_text(runs)
-    counts_table = [
-        '<table class="summary" id="phase-counts"><thead><tr><th>phase</th><th>runs</th></tr></thead><tbody>',
-        *_phase_count_rows(counts, details),
-        f'<tr><th>total</th><td class="num" id="n-runs">{len(runs)}</td></tr>',
-        "</tbody></table>",
-    ]
-    if status:
-        counts_table.append(f'<p class="note">run status: {status}</p>')
-    parts = ['<div class="row"><div>', *counts_table, "</div><div>"]
-    parts += ['<table class="summary" id="hyperparameters"><tbody>', *_hyperparameter_rows(runs), "</tbody></table>"]
-    if meta_rows:
-        parts += ['<table class="summary" id="meta"><tbody>', *meta_rows, "</tbody></table>"]
-    parts += ["</div></div>", *meta_blocks]
-    return "\n".join(parts)
+    return _SNIPPETS["section"].substitute(
+        phase_rows=_lines(_phase_count_rows(counts, details)),
+        n_runs=len(runs),
+        status=_lines([_SNIPPETS["status"].substitute(status=status)] if status else []),
+        hyperparameter_rows=_lines(_hyperparameter_rows(runs)),
+        meta_table=_lines([_SNIPPETS["meta_table"].substitute(rows=_lines(meta_rows))] if meta_rows else []),
+        meta_blocks=_lines(meta_blocks),
+    )
