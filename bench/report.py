@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import plotly.offline
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -134,7 +135,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     render_s = time.perf_counter() - start
     size = len(text.encode("utf-8"))
-    print(f"render_report: {render_s:.2f} s  HTML {size / 1e6:.1f} MB (plotly.js {len(report.plotly.offline.get_plotlyjs()) / 1e6:.1f} MB of it)")
+    print(f"render_report: {render_s:.2f} s  HTML {size / 1e6:.1f} MB (plotly.js {len(plotly.offline.get_plotlyjs()) / 1e6:.1f} MB of it)")
     if args.html:
         args.html.write_text(text, encoding="utf-8")
         print(f"wrote {args.html}")

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import re
@@ -15,6 +16,7 @@ import pytest
 
 from grokgrid import report, store
 from grokgrid.phases import PHASE_COLORS, PHASES
+from grokgrid.report.diagram_layout import axis_layout
 
 REPR_LRS = (1e-4, 1e-3, 1e-2)
 DECODER_LRS = (1e-5, 1e-4, 1e-3)
@@ -203,9 +205,21 @@ def test_phase_grid_takes_the_majority_over_seeds(tables):
 
 
 def test_majority_phase_counts_and_breaks_ties_by_phases_order():
-    assert report.majority_phase(["memorization", "grokking", "memorization"]) == ("memorization", 2)
-    assert report.majority_phase(["confusion", "comprehension"]) == ("comprehension", 1)
-    assert report.majority_phase([report.UNLABELED, "confusion"]) == ("confusion", 1)
+    # One cell per repr_lr, one run per seed (None: the run has no label yet).
+    cell_phases = {
+        1e-4: ["memorization", "grokking", "memorization"],
+        1e-3: ["confusion", "comprehension"],
+        1e-2: [None, "confusion"],
+    }
+    runs = pd.DataFrame(
+        [dict(run_id=f"{lr}-{s}", repr_lr=lr, seed=s) for lr, ps in cell_phases.items() for s in range(len(ps))]
+    )
+    labels = pd.DataFrame(
+        [dict(run_id=f"{lr}-{s}", phase=p) for lr, ps in cell_phases.items() for s, p in enumerate(ps) if p]
+    )
+    grid = report.phase_grid(runs, labels).set_index("x")
+    majority = {lr: (grid.loc[lr, "phase"], grid.loc[lr, "n_majority"]) for lr in cell_phases}
+    assert majority == {1e-4: ("memorization", 2), 1e-3: ("comprehension", 1), 1e-2: ("confusion", 1)}
 
 
 def test_runs_without_a_label_count_as_unlabeled(tables):
@@ -214,18 +228,18 @@ def test_runs_without_a_label_count_as_unlabeled(tables):
     grid = report.phase_grid(runs, some)
     cell = grid[(grid["x"] == 1e-2) & (grid["y"] == 1e-3)].iloc[0]
     assert (cell["phase"], cell["n_majority"], cell["n_runs"]) == ("diverged", 1, 2)
-    counts = report.phase_counts(runs, some)
+    counts, _ = report.summary_counts(runs, some)
     assert counts["diverged"] == 1 and counts[report.UNLABELED] == 1
 
 
 def test_phase_counts_list_every_phase_with_zeros(tables):
     runs, labels, _ = tables
-    counts = report.phase_counts(runs, labels)
+    counts, _ = report.summary_counts(runs, labels)
     assert list(counts)[: len(PHASES)] == list(PHASES)
     assert counts == {"comprehension": 6, "grokking": 3, "memorization": 5, "confusion": 2, "diverged": 2}
     no_confusion = labels[labels["phase"] != "confusion"]
     runs_left = runs[runs["run_id"].isin(no_confusion["run_id"])]
-    assert report.phase_counts(runs_left, no_confusion)["confusion"] == 0
+    assert report.summary_counts(runs_left, no_confusion)[0]["confusion"] == 0
 
 
 def test_phase_grid_aggregates_delay_and_val_acc(tables):
@@ -392,10 +406,10 @@ def test_phase_diagram_uses_log_axes_with_value_ticks_for_learning_rates(tables)
 
 def test_axis_ticks_for_many_or_uneven_log_values():
     values = list(np.logspace(-5, -2, 10))
-    layout = report._axis_layout("repr_lr", values)  # 10 values: one tick per decade
+    layout = axis_layout("repr_lr", values)  # 10 values: one tick per decade
     assert layout["tickvals"] == pytest.approx([1e-5, 1e-4, 1e-3, 1e-2])
     assert layout["ticktext"][0] == "10<sup>−5</sup>"
-    uneven = report._axis_layout("repr_lr", [1e-4, 3e-4, 1e-2])  # not powers of ten: the values
+    uneven = axis_layout("repr_lr", [1e-4, 3e-4, 1e-2])  # not powers of ten: the values
     assert uneven["ticktext"] == ["0.0001", "0.0003", "0.01"]
     assert report.power_of_ten(0) == "1" and report.power_of_ten(2) == "10<sup>2</sup>"
 
@@ -440,7 +454,7 @@ def test_detail_labels_mark_their_cells_and_the_legend(tables):
     assert markers["ungrokking"].marker.symbol == report.DETAIL_SYMBOLS["ungrokking"]
     legend = [t.name for t in fig.data if t.showlegend]
     assert legend[-3:] == ["semi-grokking", "ungrokking", "misgrokking"]
-    assert report.detail_counts(runs, labels) == {"semi-grokking": 1, "ungrokking": 2, "misgrokking": 1}
+    assert report.summary_counts(runs, labels)[1] == {"semi-grokking": 1, "ungrokking": 2, "misgrokking": 1}
     summary = report.summary_html(runs, labels)
     assert re.search(r'of which ungrokking</td><td class="num" data-detail="ungrokking">2<', summary)
     # ...and its rows come right under the phase they refine.
@@ -451,7 +465,7 @@ def test_labels_from_before_the_detail_column_still_render(tables):
     runs, labels, metrics = tables
     old = labels.drop(columns=["detail", "t_semi", "t_drop", "plateau_val_acc"])
     assert (report.phase_grid(runs, old)["detail"] == "").all()
-    assert report.detail_counts(runs, old) == dict.fromkeys(report.DETAILS, 0)
+    assert report.summary_counts(runs, old)[1] == dict.fromkeys(report.DETAILS, 0)
     nulls = labels.assign(detail=None)  # store.read_labels of an old file: nulls
     assert "<!DOCTYPE html>" in report.render_report(runs, nulls, metrics, title="old")
 
@@ -554,6 +568,18 @@ def test_every_curves_panel_has_a_step_x_title(tables):
         assert cell.layout[f"xaxis{name}"].title.text == "step", name
 
 
+def _decode_curves(encoded: dict, i: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Run i's (steps, values) back from the page's encoded curves, as the page's script does."""
+    n = np.asarray(encoded["n"], dtype=np.int64)
+    offset = int(n[:i].sum())
+    steps = np.frombuffer(base64.b64decode(encoded["patterns"][encoded["pattern"][i]]), dtype="<f8")
+    values = {}
+    for m, blob in encoded["values"].items():
+        v = np.frombuffer(base64.b64decode(blob), dtype="<f2")[offset : offset + n[i]].astype(np.float64)
+        values[m] = 10**v if m in encoded["log_values"] else v
+    return steps, values
+
+
 def test_encoded_curves_round_trip_within_float16_precision(tables):
     runs, labels, metrics = tables
     metrics = metrics.assign(train_loss=metrics["train_loss"] * 1e-7)  # tiny losses survive (log10 stored)
@@ -563,7 +589,7 @@ def test_encoded_curves_round_trip_within_float16_precision(tables):
     json.dumps(encoded)  # JSON-ready
     assert len(encoded["patterns"]) == 1  # every run logged the same steps: one shared pattern
     for i in range(len(ids)):
-        steps, values = report.decode_curves(encoded, i)
+        steps, values = _decode_curves(encoded, i)
         want_steps, want = curves.run(i)
         np.testing.assert_array_equal(steps, want_steps)
         for m in report.CURVE_METRICS:
@@ -658,6 +684,17 @@ def test_report_traps_js_errors_before_anything_runs(document):
     assert f'<pre id="{report.JS_ERRORS_ID}" hidden></pre>' in document
 
 
+def test_page_assets_ship_in_the_package_and_find_the_page_by_its_ids():
+    from importlib import resources
+
+    assets = resources.files("grokgrid.report").joinpath("assets")
+    names = {"page.html", "summary.html", "report.css", "error_trap.js", "report.js"}
+    assert names <= {p.name for p in assets.iterdir()}
+    # The two ids the scripts spell out themselves; every other one reaches them in the data blob.
+    assert f'"{report.JS_ERRORS_ID}"' in assets.joinpath("error_trap.js").read_text(encoding="utf-8")
+    assert f'"{report.DATA_ID}"' in assets.joinpath("report.js").read_text(encoding="utf-8")
+
+
 def test_report_data_lets_a_click_show_each_cells_runs(tables, document):
     runs, labels, _ = tables
     data = _page_data(document)
@@ -674,7 +711,7 @@ def test_report_data_lets_a_click_show_each_cells_runs(tables, document):
     assert data["runs"]["label"][r] == "repr_lr=0.001, decoder_lr=1e-5, seed=1"
     assert (data["runs"]["t_train"][r], data["runs"]["t_val"][r], data["runs"]["gap"][r]) == (100, 10000, 9900)
     assert data["runs"]["reason"][r] == "synthetic grokking <because>"
-    steps, values = report.decode_curves(data["curves"], r)
+    steps, values = _decode_curves(data["curves"], r)
     assert list(steps) == [0, 10, 100, 1000, 10000]  # the true steps; the script draws step 0 at 5
     assert data["colors"]["grokking"] == PHASE_COLORS["grokking"]
 
@@ -776,7 +813,7 @@ def test_an_axis_or_facet_with_one_value_is_a_value_error_and_writes_nothing(tab
 
 
 def test_hyperparameters_match_the_spec():
-    from grokgrid import spec  # report.py may not import spec (DESIGN.md section 2); the test may
+    from grokgrid import spec  # the report takes them from spec (stdlib and yaml only: no torch, no Ray)
 
     assert report.HYPERPARAMETERS == spec.HYPERPARAMETERS
 
@@ -786,7 +823,7 @@ def test_report_renders_the_classifier_output(tables):
 
     runs, _, metrics = tables
     labels = phases.classify(metrics)
-    assert report.phase_counts(runs, labels) == phases.phase_counts(labels)
+    assert report.summary_counts(runs, labels)[0] == phases.phase_counts(labels)
     grid = report.phase_grid(runs, labels)
     assert grid["n_runs"].sum() == len(runs)
     assert "<!DOCTYPE html>" in report.render_report(runs, labels, metrics, title="classified")

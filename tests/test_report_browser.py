@@ -2,9 +2,9 @@
 page must render its figures without a JavaScript error.
 
 The page records every uncaught error, rejected promise and console.error into
-<pre id="grokgrid-js-errors"> (report._ERROR_TRAP); ``chromium --dump-dom`` prints the DOM after
-the scripts ran, so the test reads both that element and the SVG plotly drew. No Python
-dependency beyond the standard library: Chromium is driven by its command line.
+<pre id="grokgrid-js-errors"> (grokgrid/report/assets/error_trap.js); ``chromium --dump-dom``
+prints the DOM after the scripts ran, so the test reads both that element and the SVG plotly
+drew. No Python dependency beyond the standard library: Chromium is driven by its command line.
 
 Skipped where Chromium is absent (CI installs Debian's `chromium` package); set GROKGRID_CHROMIUM
 to use another binary, and GROKGRID_SCREENSHOT_DIR to keep the screenshot.
