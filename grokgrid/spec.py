@@ -20,6 +20,9 @@ from typing import Any, Mapping
 
 import yaml
 
+from grokgrid.criteria import PhaseCriteria
+from grokgrid.models.spec_base import ACTIVATION_NAMES
+
 
 class SpecError(ValueError):
     """A spec problem, as one line: '<field>: <what is wrong>; <how to fix it>'."""
@@ -66,7 +69,7 @@ MODELS = tuple(MODEL_PARAMETERS)
 MODULAR_OPS = ("add", "sub", "mul", "div", "quad1", "quad2", "quad3", "cube1", "cube2", "mix1")
 PERMUTATION_OPS = ("compose", "conjugate")
 LOSSES = ("mse", "ce")
-ACTIVATIONS = ("tanh", "relu", "gelu", "silu")
+ACTIVATIONS = ACTIVATION_NAMES
 OPTIMIZERS = ("adamw", "adam", "sgd")
 PRECISIONS = ("float32", "float64")
 MAX_AXIS_VALUES = 100_000  # values of one grid axis (a finer axis is a typo, not a phase diagram)
@@ -167,19 +170,8 @@ class GridSpec:
         return math.prod(len(getattr(self, h)) for h in HYPERPARAMETERS)
 
 
-@dataclass(frozen=True)
-class PhasesSpec:
-    """Liu et al.'s phase criteria: accuracy threshold, step budget (None: all steps), gap G;
-    and the details beside them (phases.PhaseCriteria documents each): semi-grokking plateau
-    bounds, the least val-accuracy drop for un-/misgrokking, the plateau window (share of steps)."""
-
-    threshold: float = 0.9
-    gap: int = 1000
-    budget: int | None = None
-    semi_min: float = 0.4
-    semi_max: float = 0.9
-    drop_min: float = 0.1
-    plateau_window: float = 0.1
+# Liu et al.'s phase criteria and the details beside them: one definition, shared with phases.py.
+PhasesSpec = PhaseCriteria
 
 
 @dataclass(frozen=True)

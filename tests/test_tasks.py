@@ -12,7 +12,7 @@ from grokgrid.tasks.digits import Digits
 from grokgrid.tasks.modular import OPERATIONS, ModularArithmetic, is_prime, token_sequences
 from grokgrid.tasks.permutations import PermutationGroup
 from grokgrid.tasks.sparse import MatrixCompletion, SparseLinearClassification
-from grokgrid.tasks.toy_addition import split_mask
+from grokgrid.seeding import split_mask
 
 P = 7
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from grokgrid import grid, metrics, store, train
-from grokgrid.models import ToyModel
+from grokgrid.models.toy import ToyModel
 from grokgrid.optim import BatchedAdamW, ParamGroup
 from grokgrid.spec import spec_from_dict
 from grokgrid.tasks import ToyAddition, split_mask

@@ -1,24 +1,22 @@
 """Models batched over a leading run axis: parameters are [runs, ...] and one forward trains all.
 
 ``build_model`` turns a spec's model section, the task's shapes and the pack's runs into a model.
+This package's top level imports no torch (spec.py reads the registry of model specs from here);
+the implementations are imported when a model is built.
 """
 
 from __future__ import annotations
 
 from typing import Sequence
 
-import torch
 
-from grokgrid.models.diagonal import DiagonalLinearNet, FactorizedMatrix
-from grokgrid.models.mlp import MLP
-from grokgrid.models.toy import ToyModel
-from grokgrid.models.transformer import Transformer
-
-__all__ = ["DiagonalLinearNet", "FactorizedMatrix", "MLP", "ToyModel", "Transformer", "build_model"]
-
-
-def build_model(model, data, out_dim: int, seeds: Sequence[int], init_scales: Sequence[float], dtype: torch.dtype) -> torch.nn.Module:
+def build_model(model, data, out_dim: int, seeds: Sequence[int], init_scales: Sequence[float], dtype):
     """``model``: a spec.ModelSpec; ``data``: the task's tasks.TaskData."""
+    from grokgrid.models.diagonal import DiagonalLinearNet, FactorizedMatrix
+    from grokgrid.models.mlp import MLP
+    from grokgrid.models.toy import ToyModel
+    from grokgrid.models.transformer import Transformer
+
     runs = dict(seeds=seeds, init_scales=init_scales, dtype=dtype)
     if model.name == "toy":
         return ToyModel(n_tokens=data.n_tokens, embed_dim=model.embed_dim, hidden=model.hidden, out_dim=out_dim,
@@ -40,8 +38,12 @@ def build_model(model, data, out_dim: int, seeds: Sequence[int], init_scales: Se
     raise ValueError(f"unknown model {model.name!r}")
 
 
-def token_embedding(model: torch.nn.Module, n_tokens: int) -> torch.Tensor | None:
+def token_embedding(model, n_tokens: int):
     """[runs, n_tokens, d] operand embeddings for RQI, or None when the model has none."""
+    from grokgrid.models.mlp import MLP
+    from grokgrid.models.toy import ToyModel
+    from grokgrid.models.transformer import Transformer
+
     if isinstance(model, ToyModel):
         return model.embedding
     if isinstance(model, MLP) and model.embedding is not None:

@@ -14,7 +14,8 @@ from grokgrid.tasks.digits import Digits
 from grokgrid.tasks.modular import ModularArithmetic
 from grokgrid.tasks.permutations import PermutationGroup
 from grokgrid.tasks.sparse import MatrixCompletion, SparseLinearClassification
-from grokgrid.tasks.toy_addition import ToyAddition, derive_seed, split_mask
+from grokgrid.seeding import derive_seed, split_mask
+from grokgrid.tasks.toy_addition import ToyAddition
 
 __all__ = ["TaskData", "ToyAddition", "derive_seed", "load_task", "split_mask"]
 
