@@ -5,7 +5,12 @@ criteria. ``load_spec`` turns a YAML file into a :class:`SweepSpec` or raises :c
 whose message is one line naming the field and the fix (the CLI prints it and exits 2).
 Unknown keys are errors: a typo must never silently fall back to a default.
 
-Only the standard library and PyYAML are imported here (DESIGN.md section 2).
+The task and model sections are typed: each task and model has its own spec class (its
+parameters, defaults and checks), beside its implementation, listed in ``grokgrid.tasks.TASKS``
+and ``grokgrid.models.MODELS``; this module picks the class a section names.
+
+Only the standard library and PyYAML are imported here, and by the task and model spec classes
+(DESIGN.md section 2): status, classify and report read specs without torch.
 """
 
 from __future__ import annotations
@@ -21,93 +26,33 @@ import yaml
 
 from grokgrid import spec_checks as check
 from grokgrid.criteria import PhaseCriteria
+from grokgrid.models import MODELS as MODEL_KINDS
+from grokgrid.models import ModelSpec
+from grokgrid.models.spec_base import ACTIVATION_NAMES as ACTIVATIONS  # noqa: F401 - part of spec's API
+from grokgrid.models.toy_spec import ToySpec
 from grokgrid.spec_checks import SpecError
+from grokgrid.spec_kinds import Kind
 from grokgrid.spec_yaml import parse_yaml, read_spec_file  # noqa: F401 - parse_yaml: part of spec's API (folder.py)
-from grokgrid.models.spec_base import ACTIVATION_NAMES
+from grokgrid.tasks import TASKS as TASK_KINDS
+from grokgrid.tasks import TaskSpec
+from grokgrid.tasks.spec_base import LOSSES  # noqa: F401 - part of spec's API
+from grokgrid.tasks.toy_addition_spec import ToyAdditionSpec
 
 
 # The hyperparameters a grid may sweep, in the order runs are expanded and reported.
 # repr_* act on the representation (embedding) parameters, decoder_* on the rest (Liu et al.).
 HYPERPARAMETERS = ("repr_lr", "decoder_lr", "repr_wd", "decoder_wd", "init_scale", "train_fraction", "seed")
 
-# Each task's and each model's own parameters (the others' fields keep their defaults and are
-# refused in a spec, so a typo such as `op` on the toy task is an error, not silently ignored).
-TASK_PARAMETERS = {
-    "toy_addition": ("p", "loss", "template_dim"),
-    "modular": ("p", "op", "loss"),
-    "permutation": ("n", "op", "loss"),
-    "digits": ("loss",),
-    "sparse_linear": ("n_samples", "dim", "sparsity", "data_seed"),
-    "matrix_completion": ("dim", "rank", "data_seed", "tolerance"),
-}
-MODEL_PARAMETERS = {
-    "toy": ("embed_dim", "hidden", "activation"),
-    "mlp": ("embed_dim", "hidden", "activation", "bias"),
-    "transformer": ("n_layers", "d_model", "n_heads", "d_mlp", "layer_norm", "activation", "with_op"),
-    "diagonal": ("parametrization",),
-    "factorized": ("width",),
-}
-# Which models read which tasks' inputs.
-MODELS_FOR_TASK = {
-    "toy_addition": ("toy", "mlp"),
-    "modular": ("mlp", "transformer"),
-    "permutation": ("mlp", "transformer"),
-    "digits": ("mlp",),
-    "sparse_linear": ("diagonal", "mlp"),
-    "matrix_completion": ("factorized",),
-}
-TASKS = tuple(TASK_PARAMETERS)
-MODELS = tuple(MODEL_PARAMETERS)
-MODULAR_OPS = ("add", "sub", "mul", "div", "quad1", "quad2", "quad3", "cube1", "cube2", "mix1")
-PERMUTATION_OPS = ("compose", "conjugate")
-LOSSES = ("mse", "ce")
-ACTIVATIONS = ACTIVATION_NAMES
+# The task and model kinds a spec may name (each kind's spec class lives beside its
+# implementation, in grokgrid/tasks/ and grokgrid/models/), and every key their sections know.
+TASKS = tuple(TASK_KINDS)
+MODELS = tuple(MODEL_KINDS)
+TASK_KEYS = tuple(dict.fromkeys(["name", *(key for kind in TASK_KINDS.values() for key in kind.parameters())]))
+MODEL_KEYS = tuple(dict.fromkeys(["name", *(key for kind in MODEL_KINDS.values() for key in kind.parameters())]))
 OPTIMIZERS = ("adamw", "adam", "sgd")
 PRECISIONS = ("float32", "float64")
 MAX_AXIS_VALUES = 100_000  # values of one grid axis (a finer axis is a typo, not a phase diagram)
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-
-
-@dataclass(frozen=True)
-class TaskSpec:
-    """The dataset. toy_addition: Liu's pairs i <= j < p, answer i + j; modular: Power's x op y
-    mod p; permutation: S_n composition or conjugation; digits: sklearn's 8x8 digits (small
-    MNIST); sparse_linear: Lyu's k-sparse linear teacher. loss mse regresses onto a template per
-    class (random 30-d for the toy task as Liu, one-hot otherwise as Omnigrok)."""
-
-    name: str = "toy_addition"
-    p: int = 10
-    op: str = "add"
-    n: int = 5
-    loss: str = "mse"
-    template_dim: int = 30
-    n_samples: int = 1000
-    dim: int = 1000
-    sparsity: int = 3
-    data_seed: int = 0
-    rank: int = 1
-    tolerance: float = 0.1  # regression (matrix_completion): a prediction within this is "correct"
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """The network. toy: Liu's summed embeddings + MLP decoder; mlp: embeddings (or one-hot,
-    embed_dim 0) concatenated, or raw features, then an MLP; transformer: decoder-only (Power /
-    Nanda); diagonal: Lyu's diagonal linear net w = u*u - v*v."""
-
-    name: str = "toy"
-    embed_dim: int = 1
-    hidden: tuple[int, ...] = (200, 200)
-    activation: str = "tanh"
-    bias: bool = True
-    n_layers: int = 1
-    d_model: int = 128
-    n_heads: int = 4
-    d_mlp: int = 512
-    layer_norm: bool = False
-    with_op: bool = False
-    parametrization: str = "squares"
-    width: int = 97
 
 
 @dataclass(frozen=True)
@@ -186,8 +131,8 @@ class ResourcesSpec:
 class SweepSpec:
     name: str
     description: str = ""
-    task: TaskSpec = field(default_factory=TaskSpec)
-    model: ModelSpec = field(default_factory=ModelSpec)
+    task: TaskSpec = field(default_factory=ToyAdditionSpec)
+    model: ModelSpec = field(default_factory=ToySpec)
     training: TrainingSpec = field(default_factory=TrainingSpec)
     grid: GridSpec = field(default_factory=GridSpec)
     phases: PhasesSpec = field(default_factory=PhasesSpec)
@@ -196,14 +141,10 @@ class SweepSpec:
     def to_dict(self) -> dict[str, Any]:
         """Plain data (lists, not tuples) that ``spec_from_dict`` turns back into an equal spec.
 
-        The task and model sections keep only their kind's own parameters: the rest are unused
-        defaults, and leaving them out keeps run ids (a hash of this) free of them.
+        The task and model sections hold their kind's name and own parameters only, in the
+        kind's field order: run ids are a hash of this, and dump_spec writes it out.
         """
-        data = _plain(dataclasses.asdict(self))
-        for section, allowed in (("task", TASK_PARAMETERS), ("model", MODEL_PARAMETERS)):
-            kind = data[section]["name"]
-            data[section] = {k: v for k, v in data[section].items() if k == "name" or k in allowed[kind]}
-        return data
+        return _plain(dataclasses.asdict(self))
 
 
 def _plain(value: Any) -> Any:
@@ -217,96 +158,21 @@ def _plain(value: Any) -> Any:
 # ----------------------------------------------------------------------------- sections
 
 
+def _kind(section: str, data: Mapping[str, Any], kinds: Mapping[str, type[Kind]], known: tuple[str, ...], default: str) -> Any:
+    """The task or model section: its ``name`` picks the kind, whose class reads the parameters."""
+    check.reject_unknown(section, data, known)
+    name = check.choice(f"{section}.name", data.get("name", default), tuple(kinds))
+    kind = kinds[name]
+    check.only_parameters_of(section, name, data, kind.parameters())
+    return kind.from_data(data)
+
+
 def _task(data: Mapping[str, Any]) -> TaskSpec:
-    check.reject_unknown("task", data, TaskSpec)
-    d = TaskSpec()
-    name = check.choice("task.name", data.get("name", d.name), TASKS)
-    check.only_parameters_of("task", name, data, TASK_PARAMETERS[name])
-    defaults = {
-        "modular": {"p": 97, "loss": "ce"},
-        "permutation": {"loss": "ce"},
-        "digits": {"loss": "mse"},
-        "matrix_completion": {"dim": 97},
-    }.get(name, {})
-
-    def get(key: str) -> Any:
-        return data.get(key, defaults.get(key, getattr(d, key)))
-
-    task = TaskSpec(
-        name=name,
-        p=check.integer("task.p", get("p")),
-        op=get("op"),
-        n=check.integer("task.n", get("n")),
-        loss=check.choice("task.loss", get("loss"), LOSSES),
-        template_dim=check.integer("task.template_dim", get("template_dim")),
-        n_samples=check.integer("task.n_samples", get("n_samples")),
-        dim=check.integer("task.dim", get("dim")),
-        sparsity=check.integer("task.sparsity", get("sparsity")),
-        data_seed=check.integer("task.data_seed", get("data_seed")),
-        rank=check.integer("task.rank", get("rank")),
-        tolerance=check.number("task.tolerance", get("tolerance")),
-    )
-    check.at_least("task.p", task.p, 2)
-    check.at_least("task.template_dim", task.template_dim, 1)
-    check.at_least("task.n_samples", task.n_samples, 2)
-    check.at_least("task.dim", task.dim, 1)
-    check.at_least("task.sparsity", task.sparsity, 1)
-    check.at_least("task.data_seed", task.data_seed, 0)
-    check.at_least("task.rank", task.rank, 1)
-    check.at_least("task.tolerance", task.tolerance, 0, strict=True)
-    if task.rank > task.dim:
-        raise SpecError("task.rank", f"{task.rank} exceeds dim {task.dim}", "use a rank <= dim")
-    if name == "modular":
-        check.choice("task.op", task.op, MODULAR_OPS)
-        if task.op in ("div", "mix1") and any(task.p % k == 0 for k in range(2, int(task.p**0.5) + 1)):
-            raise SpecError("task.p", f"op {task.op} needs a prime p (a modular inverse), got {task.p}", "use e.g. 97 or 113")
-    if name == "permutation":
-        task = dataclasses.replace(task, op=check.choice("task.op", data.get("op", "compose"), PERMUTATION_OPS))
-        if task.n not in (3, 4, 5):
-            raise SpecError("task.n", f"S_{task.n} is not offered", "use 3, 4 or 5 (S5 has 120 elements)")
-    if task.sparsity > task.dim:
-        raise SpecError("task.sparsity", f"{task.sparsity} exceeds dim {task.dim}", "use at most dim non-zeros")
-    return task
+    return _kind("task", data, TASK_KINDS, TASK_KEYS, ToyAdditionSpec.name)
 
 
 def _model(data: Mapping[str, Any]) -> ModelSpec:
-    check.reject_unknown("model", data, ModelSpec)
-    d = ModelSpec()
-    hidden = data.get("hidden", list(d.hidden))
-    if not isinstance(hidden, (list, tuple)):
-        raise SpecError("model.hidden", f"expected a list of layer widths, got {hidden!r}", "write e.g. [200, 200]")
-    widths = tuple(check.integer(f"model.hidden[{i}]", w) for i, w in enumerate(hidden))
-    for i, w in enumerate(widths):
-        check.at_least(f"model.hidden[{i}]", w, 1)
-    name = check.choice("model.name", data.get("name", d.name), MODELS)
-    check.only_parameters_of("model", name, data, MODEL_PARAMETERS[name])
-    defaults = {"mlp": {"activation": "relu", "embed_dim": 0}, "transformer": {"activation": "relu"}}.get(name, {})
-
-    def get(key: str) -> Any:
-        return data.get(key, defaults.get(key, getattr(d, key)))
-
-    model = ModelSpec(
-        name=name,
-        embed_dim=check.integer("model.embed_dim", get("embed_dim")),
-        hidden=widths,
-        activation=check.choice("model.activation", get("activation"), ACTIVATIONS),
-        bias=check.boolean("model.bias", get("bias")),
-        n_layers=check.integer("model.n_layers", get("n_layers")),
-        d_model=check.integer("model.d_model", get("d_model")),
-        n_heads=check.integer("model.n_heads", get("n_heads")),
-        d_mlp=check.integer("model.d_mlp", get("d_mlp")),
-        layer_norm=check.boolean("model.layer_norm", get("layer_norm")),
-        with_op=check.boolean("model.with_op", get("with_op")),
-        parametrization=check.choice("model.parametrization", get("parametrization"), ("squares", "product")),
-        width=check.integer("model.width", get("width")),
-    )
-    check.at_least("model.width", model.width, 1)
-    check.at_least("model.embed_dim", model.embed_dim, 1 if name == "toy" else 0)
-    for key in ("n_layers", "d_model", "n_heads", "d_mlp"):
-        check.at_least(f"model.{key}", getattr(model, key), 1)
-    if model.d_model % model.n_heads:
-        raise SpecError("model.n_heads", f"d_model {model.d_model} is not a multiple of n_heads {model.n_heads}", "pick a divisor of d_model")
-    return model
+    return _kind("model", data, MODEL_KINDS, MODEL_KEYS, ToySpec.name)
 
 
 def _training(data: Mapping[str, Any]) -> TrainingSpec:
@@ -526,13 +392,13 @@ def spec_from_dict(data: Any) -> SweepSpec:
 
 def _check_consistency(spec: SweepSpec) -> None:
     """Checks that span sections."""
-    if spec.model.name not in MODELS_FOR_TASK[spec.task.name]:
+    if spec.model.name not in spec.task.models:
         raise SpecError(
             "model.name",
             f"model {spec.model.name} does not read task {spec.task.name}'s inputs",
-            f"use one of {', '.join(MODELS_FOR_TASK[spec.task.name])}",
+            f"use one of {', '.join(spec.task.models)}",
         )
-    examples = n_examples(spec.task)
+    examples = spec.task.n_examples
     for i, fraction in enumerate(spec.grid.train_fraction):
         n_train = round(fraction * examples)
         if n_train < 1 or n_train >= examples:
@@ -547,21 +413,6 @@ def _check_consistency(spec: SweepSpec) -> None:
             f"budget {spec.phases.budget} exceeds training.steps {spec.training.steps}",
             "lower the budget or train longer",
         )
-
-
-def n_examples(task: TaskSpec) -> int:
-    """How many examples (train + validation) the task has; the arithmetic of tasks/."""
-    if task.name == "toy_addition":
-        return task.p * (task.p + 1) // 2
-    if task.name == "modular":
-        return task.p * (task.p - 1) if task.op == "div" else task.p * task.p
-    if task.name == "permutation":
-        return math.factorial(task.n) ** 2
-    if task.name == "digits":
-        return 1797  # sklearn.datasets.load_digits
-    if task.name == "matrix_completion":
-        return task.dim * task.dim
-    return task.n_samples
 
 
 def load_spec(path: str | Path) -> SweepSpec:

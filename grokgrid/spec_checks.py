@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import fields
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 
 class SpecError(ValueError):
@@ -71,8 +71,10 @@ def mapping(where: str, value: Any) -> Mapping[str, Any]:
     return value
 
 
-def reject_unknown(where: str, data: Mapping[str, Any], cls: type) -> None:
-    known = [f.name for f in fields(cls)]
+def reject_unknown(where: str, data: Mapping[str, Any], known: type | Sequence[str]) -> None:
+    """A key that is not a field of the dataclass ``known`` (or not in the names ``known``) is an error."""
+    if isinstance(known, type):
+        known = [f.name for f in fields(known)]
     for key in data:
         if key not in known:
             prefix = f"{where}." if where else ""
