@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass
 
 from grokgrid import grid
-from grokgrid.spec import SweepSpec, n_examples
+from grokgrid.spec import SweepSpec
 
 ASSUMED_CPU_GFLOPS_PER_SLOT = 15.0
 # Above either, a sweep starts only after a yes (a prompt, or --yes where there is no terminal).
@@ -64,7 +64,7 @@ def estimate_text(plan: Plan) -> str:
 
 def flops_per_run_step(spec: SweepSpec, parameters_per_run: int) -> float:
     """Rough FLOPs of one run-step (see the module docstring)."""
-    examples = n_examples(spec.task)
+    examples = spec.task.n_examples
     in_step = spec.training.batch_size or math.ceil(max(spec.grid.train_fraction) * examples)
     evaluation = 2.0 * parameters_per_run * examples / spec.training.eval_every
     return 6.0 * parameters_per_run * in_step + evaluation

@@ -21,11 +21,13 @@ import torch
 from grokgrid import metrics
 from grokgrid.grid import RunConfig
 from grokgrid import progress_measures
-from grokgrid.models import build_model, token_embedding
+from grokgrid.models import token_embedding
+from grokgrid.models.base import BatchedModel
 from grokgrid.optim import BatchedAdamW, ParamGroup
 from grokgrid.schedule import eval_steps, logged_steps  # noqa: F401 - eval_steps: part of train's API
 from grokgrid.spec import SweepSpec
-from grokgrid.tasks import TaskData, ToyAddition, derive_seed, load_task, split_mask
+from grokgrid.seeding import derive_seed, split_mask
+from grokgrid.tasks import TaskData
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -35,7 +37,7 @@ class PackState:
     """Everything a pack's training needs, built once from the spec and its runs."""
 
     runs: tuple[RunConfig, ...]
-    model: torch.nn.Module
+    model: BatchedModel
     optimizer: BatchedAdamW
     data: TaskData
     inputs: torch.Tensor
@@ -52,23 +54,13 @@ class PackState:
 ENTROPY_EXAMPLES = 256
 
 
-def _templates(spec: SweepSpec, data: TaskData, runs: Sequence[RunConfig], dtype: torch.dtype) -> torch.Tensor | None:
-    """Regression targets per class: Liu's random templates for the toy task, one-hot (Omnigrok's
-    MSE on MNIST) for the others; None for cross-entropy."""
-    if spec.task.loss != "mse" or data.n_classes is None:
-        return None
-    if spec.task.name == "toy_addition":
-        toy = ToyAddition(spec.task.p)
-        return torch.stack([toy.templates(spec.task.template_dim, r.seed, dtype) for r in runs])
-    return torch.eye(data.n_classes, dtype=dtype).expand(len(runs), -1, -1).clone()
-
-
 def build_pack(spec: SweepSpec, runs: Sequence[RunConfig], device: str | torch.device = "cpu") -> PackState:
     dtype = DTYPES[spec.training.precision]
-    data = load_task(spec.task, sequences=spec.model.name == "transformer", with_op=spec.model.with_op, dtype=dtype)
-    templates = _templates(spec, data, runs, dtype)
+    data = spec.task.load(dtype=dtype, **spec.model.task_inputs())
+    seeds = [r.seed for r in runs]
+    templates = spec.task.templates(data, seeds, dtype)  # None: cross-entropy, or plain regression
     out_dim = templates.shape[-1] if templates is not None else (data.n_classes or 1)
-    model = build_model(spec.model, data, out_dim, [r.seed for r in runs], [r.init_scale for r in runs], dtype).to(device)
+    model = spec.model.build(data, out_dim, seeds, [r.init_scale for r in runs], dtype).to(device)
 
     def per_run(name: str) -> list[float]:
         return [getattr(r, name) for r in runs]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -328,3 +330,22 @@ def test_pyproject_license_is_an_spdx_expression():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert project["project"]["license"] == "MIT"
     assert "setuptools>=77" in project["build-system"]["requires"]  # PEP 639 expressions
+
+
+def test_spec_and_the_kind_registries_import_no_torch():
+    # status/classify/report read specs on machines without torch: the task and model spec
+    # classes must stay torch-free (their load/build import torch when called).
+    code = "import sys, grokgrid.spec, grokgrid.tasks, grokgrid.models; print(sorted(m for m in ('torch', 'numpy', 'pandas', 'ray') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_each_kind_is_registered_under_its_name():
+    from grokgrid.models import MODELS
+    from grokgrid.tasks import TASKS
+
+    for registry in (TASKS, MODELS):
+        for name, kind in registry.items():
+            assert kind().name == name == kind.from_data({}).name
+    for task in TASKS.values():
+        assert task.models and set(task.models) <= set(MODELS)

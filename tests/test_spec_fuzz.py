@@ -30,11 +30,11 @@ from grokgrid.spec import (
     TASKS,
     EarlyStopSpec,
     GridSpec,
-    ModelSpec,
+    MODEL_KEYS,
     PhasesSpec,
     ResourcesSpec,
     SweepSpec,
-    TaskSpec,
+    TASK_KEYS,
     SpecError,
     TrainingSpec,
     load_spec,
@@ -59,8 +59,8 @@ BASE = {
 # The keys a level knows (a key a task or model kind does not take is refused too).
 LEVELS = {
     (): [f.name for f in SweepSpec.__dataclass_fields__.values()],
-    ("task",): list(TaskSpec.__dataclass_fields__),
-    ("model",): list(ModelSpec.__dataclass_fields__),
+    ("task",): list(TASK_KEYS),  # every task kind's parameters (one a kind does not take is refused too)
+    ("model",): list(MODEL_KEYS),
     ("training",): list(TrainingSpec.__dataclass_fields__),
     ("training", "early_stop"): list(EarlyStopSpec.__dataclass_fields__),
     ("grid",): list(GridSpec.__dataclass_fields__),

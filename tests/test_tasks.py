@@ -8,11 +8,17 @@ import numpy as np
 import pytest
 import torch
 
+from grokgrid.models.diagonal import PARAMETRIZATIONS
+from grokgrid.models.diagonal_spec import PARAMETRIZATIONS as SPEC_PARAMETRIZATIONS
+from grokgrid.seeding import split_mask
+from grokgrid.tasks import TASKS
 from grokgrid.tasks.digits import Digits
 from grokgrid.tasks.modular import OPERATIONS, ModularArithmetic, is_prime, token_sequences
+from grokgrid.tasks.modular_spec import MODULAR_OPS
+from grokgrid.tasks.permutations import OPERATIONS as PERMUTATION_OPERATIONS
 from grokgrid.tasks.permutations import PermutationGroup
+from grokgrid.tasks.permutations_spec import PERMUTATION_OPS
 from grokgrid.tasks.sparse import MatrixCompletion, SparseLinearClassification
-from grokgrid.tasks.toy_addition import split_mask
 
 P = 7
 
@@ -199,3 +205,25 @@ def test_matrix_completion_has_a_low_rank_target():
     i, j = inputs[37].tolist()
     assert targets[37].item() == m[i, j].item()
     assert torch.equal(m, MatrixCompletion(dim=12, rank=2, data_seed=3).matrix())
+
+
+# ----------------------------------------------------------------------------- task specs (registry)
+
+
+def test_spec_choices_match_the_implementations():
+    # The torch-free spec classes repeat these names; the implementations are the truth.
+    assert MODULAR_OPS == tuple(OPERATIONS)
+    assert PERMUTATION_OPS == tuple(PERMUTATION_OPERATIONS)
+    assert SPEC_PARAMETRIZATIONS == tuple(PARAMETRIZATIONS)
+
+
+SMALL = {"toy_addition": {"p": 7}, "modular": {"p": 7, "op": "div"}, "permutation": {"n": 3}, "digits": {},
+         "sparse_linear": {"n_samples": 20, "dim": 8}, "matrix_completion": {"dim": 6, "rank": 2}}
+
+
+@pytest.mark.parametrize("name", sorted(TASKS))
+def test_each_task_spec_counts_the_examples_it_loads(name):
+    task = TASKS[name].from_data(SMALL[name])
+    data = task.load(dtype=torch.float64)
+    assert task.n_examples == len(data.targets) == len(data.inputs)
+    assert task.name == name

@@ -8,10 +8,11 @@ import pytest
 import torch
 
 from grokgrid import grid, metrics, store, train
-from grokgrid.models import ToyModel
+from grokgrid.models.toy import ToyModel
 from grokgrid.optim import BatchedAdamW, ParamGroup
 from grokgrid.spec import spec_from_dict
-from grokgrid.tasks import ToyAddition, split_mask
+from grokgrid.seeding import split_mask
+from grokgrid.tasks.toy_addition import ToyAddition
 
 
 def small_spec(**overrides):

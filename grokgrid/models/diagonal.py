@@ -25,7 +25,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from grokgrid.models.mlp import RunInit, check_runs
+from grokgrid.models.base import RunInit, check_runs
 
 PARAMETRIZATIONS = ("squares", "product")
 INITS = ("constant", "normal")

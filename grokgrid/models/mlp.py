@@ -2,7 +2,7 @@
 net on modular arithmetic).
 
 Every parameter has a leading run axis K; ``forward`` returns [K, N, out_dim]. Run k's slice is
-initialised from its own seed only (``derive_seed(seed, "init")``, drawn in float64 then cast),
+initialised from its own seed only (``base.RunInit``: drawn in float64 then cast),
 times its init scale alpha: alpha multiplies PyTorch's default init (Omnigrok), so a run gets
 the same initial weights whichever pack it lands in.
 
@@ -28,58 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from grokgrid.tasks.toy_addition import derive_seed
-
-ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu, "gelu": F.gelu, "silu": F.silu}
-# The same functions writing over their input, for a pre-activation that the forward pass owns
-# (a matmul's or a gather's fresh output). Autograd allows these in place, as their backward reads
-# the output, not the input; each spares a fresh activation-sized buffer per layer, which a pack
-# feels (its activations are MiBs, past the core's cache). gelu and silu need their input.
-IN_PLACE_ACTIVATIONS = {"tanh": torch.tanh_, "relu": torch.relu_}
-
-
-class RunInit:
-    """The draws of one run's init: a generator seeded by ``derive_seed(seed, "init")``, values
-    drawn in float64, multiplied by the run's init scale, then cast. Draw in a fixed order."""
-
-    def __init__(self, seed: int, scale: float, dtype: torch.dtype):
-        self.generator = torch.Generator().manual_seed(derive_seed(seed, "init"))
-        self.scale = scale
-        self.dtype = dtype
-
-    def uniform(self, shape: Sequence[int], bound: float) -> torch.Tensor:
-        """U[-bound, bound] * alpha (torch.nn.Linear's default for weights and biases)."""
-        draw = torch.rand(tuple(shape), generator=self.generator, dtype=torch.float64)
-        return ((2 * draw - 1) * bound * self.scale).to(self.dtype)
-
-    def normal(self, shape: Sequence[int], std: float = 1.0) -> torch.Tensor:
-        """N(0, std^2) * alpha (torch.nn.Embedding's default with std = 1)."""
-        draw = torch.randn(tuple(shape), generator=self.generator, dtype=torch.float64)
-        return (draw * std * self.scale).to(self.dtype)
-
-    def constant(self, shape: Sequence[int], value: float) -> torch.Tensor:
-        """value * alpha everywhere (LayerNorm's weight 1, a diagonal net's u = v = 1)."""
-        return torch.full(tuple(shape), value * self.scale, dtype=torch.float64).to(self.dtype)
-
-
-def per_run_rows(table: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-    """Rows of ``table`` [K, n_tokens, width] for token ids [N] (every run) or [K, N] (run k's
-    own), as [K, N, width]. index_select, not table[:, tokens]: the same rows, but advanced
-    indexing and its backward (index_put with accumulate) cost several times more on the CPU."""
-    k, n, width = table.shape
-    if tokens.dim() == 1:
-        return table.index_select(1, tokens)
-    offsets = torch.arange(0, k * n, n, device=tokens.device).view(k, 1)
-    return table.reshape(k * n, width).index_select(0, (tokens + offsets).reshape(-1)).view(k, tokens.shape[1], width)
-
-
-def check_runs(seeds: Sequence[int], init_scales: Sequence[float]) -> int:
-    if len(seeds) != len(init_scales):
-        raise ValueError("one seed and one init scale per run")
-    if len(seeds) == 0:
-        raise ValueError("a model needs at least one run")
-    return len(seeds)
-
+from grokgrid.models.base import ACTIVATIONS, IN_PLACE_ACTIVATIONS, RunInit, check_activation, check_runs, per_run_rows
 
 class MLP(nn.Module):
     def __init__(
@@ -101,8 +50,7 @@ class MLP(nn.Module):
         self.n_runs = k = check_runs(seeds, init_scales)
         if (in_features is None) == (n_tokens is None):
             raise ValueError("give exactly one of in_features (float inputs) and n_tokens (token inputs)")
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"unknown activation {activation!r}; choose one of {sorted(ACTIVATIONS)}")
+        check_activation(activation)
         self.activation = ACTIVATIONS[activation]
         self.activate_owned = IN_PLACE_ACTIVATIONS.get(activation, self.activation)
         self.n_tokens, self.n_positions, self.embed_dim = n_tokens, n_positions, embed_dim

@@ -2,8 +2,8 @@
 the two operands, then an MLP decoder.
 
 Every parameter has a leading run axis of size K so that a pack of K runs trains as one model
-(torch.baddbmm per layer). Run k's slice is initialised from its own seed only, so a run gets
-the same initial weights whichever pack it lands in.
+(torch.baddbmm per layer). Run k's slice is initialised from its own seed only (base.RunInit),
+so a run gets the same initial weights whichever pack it lands in.
 """
 
 from __future__ import annotations
@@ -14,8 +14,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from grokgrid.models.mlp import ACTIVATIONS, IN_PLACE_ACTIVATIONS, per_run_rows
-from grokgrid.tasks import derive_seed
+from grokgrid.models.base import ACTIVATIONS, IN_PLACE_ACTIVATIONS, RunInit, check_activation, check_runs, per_run_rows
 
 
 class ToyModel(nn.Module):
@@ -32,12 +31,11 @@ class ToyModel(nn.Module):
         dtype: torch.dtype = torch.float32,
     ):
         super().__init__()
-        if len(seeds) != len(init_scales):
-            raise ValueError("one seed and one init scale per run")
+        k = check_runs(seeds, init_scales)
+        check_activation(activation)
         self.activation = ACTIVATIONS[activation]
         self.activate_owned = IN_PLACE_ACTIVATIONS.get(activation, self.activation)
         dims = [embed_dim, *hidden, out_dim]
-        k = len(seeds)
         self.embedding = nn.Parameter(torch.empty(k, n_tokens, embed_dim, dtype=dtype))
         self.weights = nn.ParameterList(
             nn.Parameter(torch.empty(k, d_in, d_out, dtype=dtype)) for d_in, d_out in zip(dims, dims[1:])
@@ -50,18 +48,12 @@ class ToyModel(nn.Module):
     def _init_run(self, run: int, seed: int, scale: float) -> None:
         """Embeddings U[-1/2, 1/2] (Liu); layers as torch.nn.Linear's default, U[-1/sqrt(fan_in),
         1/sqrt(fan_in)]; everything times the init scale alpha (Omnigrok)."""
-        generator = torch.Generator().manual_seed(derive_seed(seed, "init"))
-
-        def uniform(shape: torch.Size, bound: float) -> torch.Tensor:
-            # Drawn in float64 then cast, so float32 and float64 runs start from the same point.
-            draw = torch.rand(shape, generator=generator, dtype=torch.float64)
-            return ((2 * draw - 1) * bound * scale).to(self.embedding.dtype)
-
-        self.embedding[run] = uniform(self.embedding.shape[1:], 0.5)
+        draws = RunInit(seed, scale, self.embedding.dtype)
+        self.embedding[run] = draws.uniform(self.embedding.shape[1:], 0.5)
         for weight, bias in zip(self.weights, self.biases):
             bound = 1 / math.sqrt(weight.shape[1])
-            weight[run] = uniform(weight.shape[1:], bound)
-            bias[run] = uniform(bias.shape[1:], bound)
+            weight[run] = draws.uniform(weight.shape[1:], bound)
+            bias[run] = draws.uniform(bias.shape[1:], bound)
 
     # forward also takes per-run pairs [runs, examples, 2]: train.py then trains runs whose train
     # sets differ on their own examples only.

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from grokgrid.models.mlp import ACTIVATIONS, RunInit, check_runs
+from grokgrid.models.base import ACTIVATIONS, RunInit, check_activation, check_runs
 
 LN_EPS = 1e-5
 
@@ -144,8 +144,7 @@ class Transformer(nn.Module):
             raise ValueError(f"n_layers must be at least 1, got {n_layers}")
         if d_model % n_heads:
             raise ValueError(f"d_model={d_model} is not a multiple of n_heads={n_heads}")
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"unknown activation {activation!r}; choose one of {sorted(ACTIVATIONS)}")
+        check_activation(activation)
         self.n_ctx = n_ctx
         self.token_embedding = nn.Parameter(torch.empty(k, n_vocab, d_model, dtype=dtype))
         self.pos_embedding = nn.Parameter(torch.empty(k, n_ctx, d_model, dtype=dtype))

@@ -1,62 +1,24 @@
 """Datasets of the grokking literature, built deterministically; the split is (fraction, seed).
 
-``load_task`` turns a spec's task section into a :class:`TaskData`: the tensors a model reads
-and the facts the progress measures need (operand pairs, commutativity, RQI structure).
+``TASKS`` is the registry of the task kinds a spec may name: each task's spec class (in
+``<family>_spec.py``, torch-free) knows its parameters, its size and which models read it, and
+its ``load`` builds the :class:`TaskData` from the implementation beside it (``<family>.py``).
+Adding a task is its two modules and one line here. This package's top level imports no torch.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from grokgrid.tasks.digits_spec import DigitsSpec
+from grokgrid.tasks.modular_spec import ModularSpec
+from grokgrid.tasks.permutations_spec import PermutationSpec
+from grokgrid.tasks.sparse_spec import MatrixCompletionSpec, SparseLinearSpec
+from grokgrid.tasks.spec_base import TaskData, TaskSpec
+from grokgrid.tasks.toy_addition_spec import ToyAdditionSpec
 
-import torch
+__all__ = ["TASKS", "TaskData", "TaskSpec"]
 
-from grokgrid.tasks.digits import Digits
-from grokgrid.tasks.modular import ModularArithmetic
-from grokgrid.tasks.permutations import PermutationGroup
-from grokgrid.tasks.sparse import MatrixCompletion, SparseLinearClassification
-from grokgrid.tasks.toy_addition import ToyAddition, derive_seed, split_mask
-
-__all__ = ["TaskData", "ToyAddition", "derive_seed", "load_task", "split_mask"]
-
-
-@dataclass(frozen=True)
-class TaskData:
-    inputs: torch.Tensor  # what the model reads: [N, 2] tokens, [N, L] sequences or [N, F] features
-    targets: torch.Tensor  # [N] int64 classes, or float targets for regression
-    n_classes: int | None  # None: regression (matrix completion)
-    n_tokens: int | None  # operand vocabulary (token tasks)
-    n_vocab: int | None  # sequence vocabulary (transformer inputs)
-    pairs: torch.Tensor | None  # [N, 2] operands, for commutativity
-    commutative: bool
-    addition_modulus: int | None | bool  # RQI: None = plain sums, int = sums mod p, False = n/a
-    tolerance: float | None = None  # regression: |prediction - target| below this counts as correct
-
-
-def load_task(task, *, sequences: bool = False, with_op: bool = False, dtype: torch.dtype = torch.float32) -> TaskData:
-    """The tensors of ``task`` (a spec.TaskSpec). ``sequences``: transformer token sequences."""
-    if task.name == "toy_addition":
-        toy = ToyAddition(task.p)
-        i, j = toy.pairs()
-        pairs = torch.stack([i, j], dim=1)
-        # Only i <= j is an example (and E_i + E_j is symmetric anyway): commutativity is n/a.
-        return TaskData(pairs, toy.targets(), toy.n_classes, toy.n_tokens, None, pairs, False, None)
-    if task.name in ("modular", "permutation"):
-        source = ModularArithmetic(task.p, task.op) if task.name == "modular" else PermutationGroup(task.n, task.op)
-        pairs = source.inputs()
-        inputs = source.sequences(with_op) if sequences else pairs
-        modulus = task.p if task.name == "modular" and task.op == "add" else False
-        return TaskData(
-            inputs, source.targets(), source.n_classes, source.n_tokens,
-            source.n_vocab(with_op) if sequences else None, pairs, source.commutative, modulus,
-        )
-    if task.name == "digits":
-        digits = Digits()
-        return TaskData(digits.inputs(dtype), digits.targets(), 10, None, None, None, False, False)
-    if task.name == "sparse_linear":
-        data = SparseLinearClassification(task.n_samples, task.dim, task.sparsity, data_seed=task.data_seed)
-        return TaskData(data.inputs(dtype), data.targets(), 2, None, None, None, False, False)
-    if task.name == "matrix_completion":
-        matrix = MatrixCompletion(task.dim, task.rank, task.data_seed)
-        return TaskData(matrix.inputs(), matrix.targets().to(dtype), None, matrix.n_tokens, None, None, False, False,
-                        tolerance=task.tolerance)
-    raise ValueError(f"unknown task {task.name!r}")
+# In the order a spec error lists them.
+TASKS: dict[str, type[TaskSpec]] = {
+    spec.name: spec
+    for spec in (ToyAdditionSpec, ModularSpec, PermutationSpec, DigitsSpec, SparseLinearSpec, MatrixCompletionSpec)
+}

@@ -13,7 +13,7 @@ is small and uniform; a task is a frozen dataclass whose fields are its paramete
 Binary-operation tasks (this module, permutations.py) add ``commutative`` (the table is
 symmetric wherever both (x, y) and (y, x) are examples) and ``sequences(with_op)`` for
 transformers. The dataset itself never depends on a run: the train/validation split is the
-caller's, ``split_mask(task.n_examples, fraction, seed)`` from tasks.toy_addition, so a run's
+caller's, ``split_mask(task.n_examples, fraction, seed)`` from grokgrid.seeding, so a run's
 split depends only on (fraction, seed).
 
 Examples are every pair (x, y) in [0, p)^2 in row-major order (x slow, y fast), minus the

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import torch
 
-from grokgrid.tasks.toy_addition import derive_seed
+from grokgrid.seeding import derive_seed
 
 DISTRIBUTIONS = ("rademacher", "gaussian")
 

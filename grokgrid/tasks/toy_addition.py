@@ -7,29 +7,11 @@ vector per class (their "regression to random templates"); with CE it predicts t
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 import torch
 
-
-def derive_seed(seed: int, purpose: str) -> int:
-    """An independent 63-bit seed per (run seed, purpose): split, init and templates must not
-    share a random stream, or changing one would silently change the others."""
-    digest = hashlib.sha256(f"{seed}:{purpose}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
-
-
-def split_mask(n_examples: int, fraction: float, seed: int) -> torch.Tensor:
-    """Boolean train mask over the examples: round(fraction * n) of them, chosen by ``seed``."""
-    n_train = round(fraction * n_examples)
-    if not 0 < n_train < n_examples:
-        raise ValueError(f"train fraction {fraction} of {n_examples} examples leaves an empty split")
-    generator = torch.Generator().manual_seed(derive_seed(seed, "split"))
-    order = torch.randperm(n_examples, generator=generator)
-    mask = torch.zeros(n_examples, dtype=torch.bool)
-    mask[order[:n_train]] = True
-    return mask
+from grokgrid.seeding import derive_seed
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,64 @@
+"""The task section of a spec, torch-free: the base of every task's spec class, and TaskData.
+
+Each task's spec (a frozen dataclass tagged by ``name``, see spec_kinds.Kind) lives in
+``<family>_spec.py`` beside the task's implementation and is listed in ``grokgrid.tasks.TASKS``.
+It knows its parameters and their defaults and checks, how many examples it has, which models
+read its inputs, and how to build its tensors (``load``, which imports torch only when called).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar, Sequence
+
+from grokgrid.spec_kinds import Kind
+
+if TYPE_CHECKING:
+    import torch
+
+LOSSES = ("mse", "ce")
+
+
+@dataclass(frozen=True)
+class TaskData:
+    """A task's tensors, and the facts the progress measures need."""
+
+    inputs: torch.Tensor  # what the model reads: [N, 2] tokens, [N, L] sequences or [N, F] features
+    targets: torch.Tensor  # [N] int64 classes, or float targets for regression
+    n_classes: int | None  # None: regression (matrix completion)
+    n_tokens: int | None  # operand vocabulary (token tasks)
+    n_vocab: int | None  # sequence vocabulary (transformer inputs)
+    pairs: torch.Tensor | None  # [N, 2] operands, for commutativity
+    commutative: bool
+    addition_modulus: int | None | bool  # RQI: None = plain sums, int = sums mod p, False = n/a
+    tolerance: float | None = None  # regression: |prediction - target| below this counts as correct
+
+
+@dataclass(frozen=True)
+class TaskSpec(Kind):
+    """The dataset of a sweep. Subclasses: one per task (``grokgrid.tasks.TASKS``)."""
+
+    section: ClassVar[str] = "task"
+    models: ClassVar[tuple[str, ...]] = ()  # the models that read this task's inputs
+    # A task without a loss parameter is trained as "mse": onto one-hot templates when it has
+    # classes (sparse_linear), as plain regression otherwise (matrix_completion).
+    loss = "mse"
+
+    @property
+    def n_examples(self) -> int:
+        """How many examples (train + validation) the task has, without building them."""
+        raise NotImplementedError
+
+    def load(self, *, dtype: torch.dtype, sequences: bool = False, with_op: bool = False) -> TaskData:
+        """The task's tensors; ``sequences``: transformer token sequences (``with_op``: with the
+        op token). Float inputs and regression targets are in ``dtype``."""
+        raise NotImplementedError
+
+    def templates(self, data: TaskData, seeds: Sequence[int], dtype: torch.dtype) -> torch.Tensor | None:
+        """Regression targets per class, [runs, classes, dim]: one-hot (Omnigrok's MSE on MNIST)
+        for an mse task with classes; None for cross-entropy or plain regression."""
+        if self.loss != "mse" or data.n_classes is None:
+            return None
+        import torch
+
+        return torch.eye(data.n_classes, dtype=dtype).expand(len(seeds), -1, -1).clone()

@@ -1,0 +1,75 @@
+"""Run ids are sha256 hashes of the spec's ``to_dict``: a refactor of the spec classes must not
+change them, or every existing results folder would retrain from scratch. These values were
+computed from the flat TaskSpec/ModelSpec code (before the typed spec) and are pinned here.
+
+Per shipped sweep: (number of runs, sha256 of its sorted run ids joined by newlines, sha256 of
+its ``dump_spec`` text). Per task/model pair with every parameter left out: the ``dump_spec``
+hash, which pins each kind's defaults too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from grokgrid import grid
+from grokgrid.spec import dump_spec, load_spec, parse_yaml, spec_from_dict
+
+SWEEPS = Path(__file__).parent.parent / "sweeps"
+
+SWEEP_PINS = {
+    "lyu_matrix": (8, "d656ed00edd3127b897e8f730402c7403b2718bc927497ac4445ae510df7cb72", "c79b712a4732a75a09581230cac5bb71b9787a206feab8769755b25087de6599"),
+    "lyu_sparse": (9, "78a8f96010829af1f3cf93a097ca0f8bb2ac392c81c3e7d56bd01cbc6491aeab", "8be1c00a0f5196590ec7b487fdf6830a113b4f02d428fc23846109e4b8a27fde"),
+    "modular_mlp": (9, "e362ab49a8e96c8ef6ffa88dd7241e3ce08ddee9415b0cbf7c4388ef7bed4173", "b54ca3a939dc975dd80626b3e7681a27c2ebb0f201a288d3fcae7448401e47aa"),
+    "nanda_transformer": (6, "c808ac6194efb02accec70ef1c02a8cac57b8738890810635c3b64ddb1929fe9", "e8bd33ab21f8d91d25c967e43f6b5a2dd1f538bfef9ef3d6cda3de5a24853211"),
+    "omnigrok_digits": (9, "f2ca0a810146ad3bf5134db7f7736ea4f5ce98083d61ea6e428673d0e3cc0220", "d88e97c76cf1698bbaa55f7080c201ee466fc4fae2202eb391c98fecba0b2a2a"),
+    "power_transformer": (18, "849fb51af17f7329b18c9635da161ab02cea4c2fa2e58845acb6fef2b1389c24", "f1a0e059fc3b58e28c0944e1b8253c9513fe7b15f5176887ec0811f68531a2dc"),
+    "quickstart": (16, "b2847fd817807de6f631361be3747e981f0566dc82506db7411a3a8017cfcbd1", "73b1d13791319f597be9aa2aef1b34a433823331c80ba5ef6506478bf31cd451"),
+    "s5_transformer": (6, "d264178dc398c8e942f686dafe930e24f4c2e754a20b54c4d84e01598a4de225", "e6ce80813a9a6b705d9d3ee4c1c125dd76b7d102320661a4b36d60bbe9db7534"),
+}
+
+DEFAULT_PINS = {
+    ("toy_addition", "toy"): "d900f127d60054e0d38b86f11b884d170e467b802e7ff2e727fe5e99270fb359",
+    ("toy_addition", "mlp"): "79d1a1ad561dea410b1cf7ebd8871985b78d90527b1da59aaa057c6a6cc36142",
+    ("modular", "mlp"): "8ae2bfaf0497515b45c41259265a583fef960ec037b3035d0516d87d6c04f43b",
+    ("modular", "transformer"): "8de2b429c7da21ae37e71c3a79622550a7f9338ed20aec82d712d07094a3383c",
+    ("permutation", "mlp"): "c44f5cc521214c8030542140a6ab547ae399aa3977a0836373b7fd5cb326ea96",
+    ("permutation", "transformer"): "bf4bae8149973dbb55a9ba77a2473ca4d36a83c024d3840e43c441451b3b152b",
+    ("digits", "mlp"): "bcbb796d74c101a1a4a5972a3e302c87cbb29502a273b3b3e8bf3a00531ffd1b",
+    ("sparse_linear", "diagonal"): "6350484baed015047c4684d7e3ffb3411260efc80eb0aca13209f11680d0fcf0",
+    ("sparse_linear", "mlp"): "3702b21cda030fe3b026ccd5fc342d85cf78c881c059193604d7ba8ee1b46cff",
+    ("matrix_completion", "factorized"): "4e19ac048f76dc6e2c8aeddd2af54058c44e419b74430c34efe12165b26034c4",
+}
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_every_shipped_sweep_is_pinned():
+    assert sorted(p.stem for p in SWEEPS.glob("*.yaml")) == sorted(SWEEP_PINS)
+
+
+@pytest.mark.parametrize("name", sorted(SWEEP_PINS))
+def test_shipped_sweep_run_ids_and_dump_are_unchanged(name):
+    spec = load_spec(SWEEPS / f"{name}.yaml")
+    ids = sorted(run.run_id for run in grid.expand(spec))
+    count, ids_hash, dump_hash = SWEEP_PINS[name]
+    assert (len(ids), _sha("\n".join(ids)), _sha(dump_spec(spec))) == (count, ids_hash, dump_hash)
+
+
+@pytest.mark.parametrize("task, model", sorted(DEFAULT_PINS))
+def test_each_kinds_defaults_dump_unchanged(task, model):
+    spec = spec_from_dict({"name": "pin", "task": {"name": task}, "model": {"name": model}})
+    assert _sha(dump_spec(spec)) == DEFAULT_PINS[task, model]
+
+
+@pytest.mark.parametrize("name", sorted(SWEEP_PINS))
+def test_dumped_spec_round_trips(name):
+    # results/<sweep>/spec.yaml is read back with spec_from_dict(parse_yaml(...)) (folder.frozen_spec).
+    spec = load_spec(SWEEPS / f"{name}.yaml")
+    text = dump_spec(spec)
+    again = spec_from_dict(parse_yaml(text))
+    assert again == spec and dump_spec(again) == text
