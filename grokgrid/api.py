@@ -135,8 +135,7 @@ def run_sweep(spec: PathLike | Mapping | SweepSpec, results: PathLike = "results
             folder.clear(sweep_dir)
         driver.train_unfinished(held, spec, address, num_cpus, connect_timeout, pack_size, resume=False)
         if report:
-            _classify(sweep_dir, spec, {}, None, reporter)
-            _report(sweep_dir, None, None, None, reporter)
+            _label_and_report(sweep_dir, spec, reporter)
 
     driver.drive(sweep_dir, spec, reporter, work)
     return Sweep(sweep_dir)
@@ -154,11 +153,16 @@ def resume_sweep(results: PathLike, *, report: bool = True, address: str | None 
     def work(held: driver.Driver) -> None:
         driver.train_unfinished(held, spec, address, num_cpus, connect_timeout, None, resume=True)
         if report:
-            _classify(sweep_dir, spec, {}, None, reporter)
-            _report(sweep_dir, None, None, None, reporter)
+            _label_and_report(sweep_dir, spec, reporter)
 
     driver.drive(sweep_dir, spec, reporter, work)
     return Sweep(sweep_dir)
+
+
+def _label_and_report(sweep_dir: Location, spec: SweepSpec, reporter: driver.Reporter) -> None:
+    """The end of a sweep: labels with the spec's criteria, then the report, both in the folder."""
+    _classify(sweep_dir, spec, {}, None, reporter)
+    _report(sweep_dir, None, None, None, reporter)
 
 
 # ----------------------------------------------------------------------------- status
