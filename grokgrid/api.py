@@ -28,7 +28,7 @@ from grokgrid.lock import Holder
 from grokgrid.lock import holder as lock_holder
 from grokgrid.refusal import Refused
 from grokgrid.spec import SpecError, SweepSpec, load_spec, spec_from_dict
-from grokgrid.storage import Location, as_location
+from grokgrid.location import Location, as_location
 
 PathLike = str | os.PathLike | Location
 STATES = ("done", "started", "pending", "failed", "damaged")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from grokgrid.storage import Location
+from grokgrid.location import Location
 from grokgrid.train import PackTrainer
 
 CHECKPOINT_FORMAT = 1

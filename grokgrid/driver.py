@@ -23,7 +23,7 @@ import pandas as pd
 from grokgrid import __version__, completion, folder, grid, interrupts, plan, store
 from grokgrid.refusal import Refused
 from grokgrid.spec import SweepSpec
-from grokgrid.storage import Location
+from grokgrid.location import Location
 
 CONNECT_TIMEOUT_S = 10.0
 

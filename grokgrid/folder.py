@@ -19,7 +19,7 @@ from grokgrid import completion, grid, store
 from grokgrid.lock import LOCK_FILE, SweepLock, SweepLocked
 from grokgrid.refusal import Refused
 from grokgrid.spec import HYPERPARAMETERS, SpecError, SweepSpec, dump_spec, parse_yaml, spec_from_dict
-from grokgrid.storage import Location, StorageError, as_location
+from grokgrid.location import Location, StorageError, as_location
 
 # Spec sections that never change what training produces: how a sweep executes (resources),
 # how its runs are read (phase criteria) and its description. A folder's spec may differ from a

@@ -1,7 +1,7 @@
 """The results folder: one explicit Parquet schema per table, atomic writers, tolerant readers.
 
 Everything a sweep produces lives under ``results/<sweep>/`` (layout in DESIGN.md section 1), a
-local folder or a pyarrow filesystem URI (storage.py); every function takes either. Writers never
+local folder or a pyarrow filesystem URI (location.py); every function takes either. Writers never
 leave a half-written file behind: they write a temp file whose name starts with "." (so readers
 ignore it) and move it into place. Readers skip torn or foreign files
 with a warning instead of crashing, and dedupe metric rows on (run_id, step).
@@ -19,7 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from grokgrid.storage import Location, PathLike, as_location
+from grokgrid.location import Location, PathLike, as_location
 
 # Per-step metrics: one row per (run, logged step). Types are explicit so that a part written
 # by one worker never drifts (int vs float) from another's.

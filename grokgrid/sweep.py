@@ -36,7 +36,7 @@ from ray import tune  # noqa: E402
 from grokgrid import interrupts, store  # noqa: E402
 from grokgrid.grid import Pack  # noqa: E402
 from grokgrid.spec import SweepSpec  # noqa: E402
-from grokgrid.storage import Location, PathLike, as_location  # noqa: E402
+from grokgrid.location import Location, PathLike, as_location  # noqa: E402
 from grokgrid.trainable import param_space, train_pack_trial  # noqa: E402
 
 

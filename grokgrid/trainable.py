@@ -27,7 +27,7 @@ from ray import tune
 from grokgrid import checkpoint, completion, store, train
 from grokgrid.grid import Pack
 from grokgrid.spec import spec_from_dict
-from grokgrid.storage import Location, as_location
+from grokgrid.location import Location, as_location
 
 log = logging.getLogger(__name__)
 

@@ -242,7 +242,7 @@ def test_a_sweep_under_a_uri_is_locked_in_the_drivers_cache(tmp_path, monkeypatc
     # the local cache, named after the URI, and the message names the sweep's URI.
     from grokgrid import folder
     from grokgrid.lock import SweepLocked
-    from grokgrid.storage import as_location
+    from grokgrid.location import as_location
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     where = as_location(f"file://{tmp_path}/bucket/results/tiny")

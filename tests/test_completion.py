@@ -16,7 +16,7 @@ from grokgrid import completion, grid, interrupts, plan
 from grokgrid.schedule import logged_steps
 from grokgrid.spec import spec_from_dict
 from grokgrid.store import Unreadable
-from grokgrid.storage import as_location
+from grokgrid.location import as_location
 
 SPEC = spec_from_dict({"name": "c", "training": {"steps": 100, "eval_every": 10}})
 EARLY = spec_from_dict({"name": "c", "training": {"steps": 100, "eval_every": 10, "early_stop": {"threshold": 0.9, "patience": 3}}})

@@ -33,7 +33,7 @@ from grokgrid.report.page_data import report_data
 from grokgrid.report.style import PLOT_CONFIG
 from grokgrid.report.summary import summary_html
 from grokgrid.report.templates import asset
-from grokgrid.storage import Location, PathLike, as_location
+from grokgrid.location import Location, PathLike, as_location
 
 # Element ids of the page (tests and the browser check look for them). The page's script finds
 # the data blob by DATA_ID and the error trap its <pre> by JS_ERRORS_ID (both spelled out in

@@ -1,4 +1,4 @@
-"""storage.Location: one behaviour for a local folder and for a pyarrow filesystem URI.
+"""location.Location: one behaviour for a local folder and for a pyarrow filesystem URI.
 
 The URI cases run on ``file://`` URIs, which go through pyarrow's LocalFileSystem exactly as an
 ``s3://`` or ``gs://`` one goes through S3FileSystem or GcsFileSystem (no mock servers).
@@ -12,8 +12,8 @@ import stat
 
 import pytest
 
-from grokgrid import storage
-from grokgrid.storage import Location, StorageError, as_location
+from grokgrid import location
+from grokgrid.location import Location, StorageError, as_location
 
 
 @pytest.fixture(params=["path", "uri"])
@@ -86,7 +86,7 @@ def test_written_files_get_the_mode_a_plain_open_would_give(root, tmp_path):
     # mkstemp alone leaves 0600: results on a shared disk must be as readable as the umask allows.
     (root / "f.txt").write_text("x")
     mode = stat.S_IMODE((tmp_path / "f.txt").stat().st_mode)
-    assert mode == 0o666 & ~storage._UMASK, oct(mode)
+    assert mode == 0o666 & ~location._UMASK, oct(mode)
 
 
 def test_a_uri_location_is_not_a_local_path(tmp_path):

@@ -1,6 +1,6 @@
 """Where results live: a local (or NFS) folder, or a folder under a pyarrow filesystem URI.
 
-A sweep's results folder (DESIGN.md section 1) may be ``results/quickstart`` on a disk every node
+A sweep's results folder (docs/architecture.md, "Results folder") may be ``results/quickstart`` on a disk every node
 mounts, or ``s3://bucket/results/quickstart`` / ``gs://...`` / ``file:///...`` that every node
 reaches through pyarrow's filesystems. ``Location`` is one file or folder in either, with the small
 part of ``pathlib`` that grokgrid needs (``/``, ``name``, ``exists``, ``iterdir``, ``read_bytes``,
