@@ -1,4 +1,4 @@
-"""grokgrid as a Python library: run, resume, inspect, classify and report sweeps.
+"""grokgrid as a Python library: run, resume, inspect, classify, verify and report sweeps.
 
 Everything the CLI does is here, for notebooks and scripts (re-exported from ``grokgrid``)::
 
@@ -23,7 +23,8 @@ from typing import Mapping
 
 import pandas as pd
 
-from grokgrid import completion, driver, folder, phases, store
+from grokgrid import completion, driver, folder, grid, phases, store
+from grokgrid import verify as verdicts_of
 from grokgrid.lock import Holder
 from grokgrid.lock import holder as lock_holder
 from grokgrid.refusal import Refused
@@ -160,9 +161,12 @@ def resume_sweep(results: PathLike, *, report: bool = True, address: str | None 
 
 
 def _label_and_report(sweep_dir: Location, spec: SweepSpec, reporter: driver.Reporter) -> None:
-    """The end of a sweep: labels with the spec's criteria, then the report, both in the folder."""
+    """The end of a sweep: labels with the spec's criteria, the report, both in the folder, and
+    the verdicts of the spec's claims when it states any."""
     _classify(sweep_dir, spec, {}, None, reporter)
     _report(sweep_dir, None, None, None, reporter)
+    if spec.expect:
+        reporter.verified(_verify(sweep_dir, spec))
 
 
 # ----------------------------------------------------------------------------- status
@@ -240,11 +244,7 @@ def classify(results: PathLike, out: PathLike | None = None, reporter: driver.Re
 def _classify(sweep_dir: Location, spec: SweepSpec, overrides: Mapping, out: PathLike | None, reporter: driver.Reporter) -> pd.DataFrame:
     chosen = criteria(spec, overrides)
     found = folder.survey(spec, sweep_dir)
-    if found.damaged:
-        first = found.damaged[0]
-        more = f" (and {len(found.damaged) - 1} more run(s))" if len(found.damaged) > 1 else ""
-        raise Refused(f"run {first.run_id}: {first.damage}{more}; labels are never computed from partial rows: "
-                      f"`grokgrid resume {sweep_dir}` trains the damaged run(s) again")
+    _refuse_damaged(found, sweep_dir, "labels")
     labels = phases.classify(found.metrics, chosen)
     target = sweep_dir / store.LABELS_FILE if out is None else as_location(str(out))
     try:
@@ -302,6 +302,52 @@ def _report(sweep_dir: Location, axes, facet: str | None, out: PathLike | None, 
                       "pass --out FILE to write the report elsewhere") from None
     reporter.reported(path, sweep_dir)
     return path
+
+
+# ----------------------------------------------------------------------------- claims
+
+
+@dataclass(frozen=True)
+class Verification:
+    """The verdicts of a sweep's claims (its spec's ``expect:``), one per claim."""
+
+    sweep_dir: Location
+    verdicts: list[verdicts_of.Verdict]
+    runs: int
+    unfinished: int  # runs not finished yet: the verdicts are provisional while any are
+
+    @property
+    def passed(self) -> bool:
+        return all(v.passed for v in self.verdicts)
+
+
+def verify(results: PathLike) -> Verification:
+    """Check the sweep's claims (``expect:``) on its runs, labelled now from the rows on disk
+    with the spec's phase criteria (a labels.parquet made with other criteria is not used).
+    Refused when the spec states no claim, or while any run's rows are damaged."""
+    sweep_dir = folder.existing(results)
+    return _verify(sweep_dir, folder.frozen_spec(sweep_dir))
+
+
+def _verify(sweep_dir: Location, spec: SweepSpec) -> Verification:
+    if not spec.expect:
+        raise Refused(f"{sweep_dir}: its spec states no claims (no 'expect:' section); add one to the spec "
+                      "(README, 'Reproductions') and rerun the sweep, which relabels without retraining")
+    found = folder.survey(spec, sweep_dir)
+    _refuse_damaged(found, sweep_dir, "verdicts")
+    labels = phases.classify(found.metrics, criteria(spec))
+    hyperparameters = pd.DataFrame([{"run_id": r.run_id, **r.hyperparameters()} for r in grid.expand(spec)])
+    table = verdicts_of.run_table(labels, hyperparameters, found.metrics)
+    return Verification(sweep_dir, verdicts_of.verdicts(spec.expect, table, found.metrics),
+                        runs=len(found.states), unfinished=len(found.states) - len(found.finished))
+
+
+def _refuse_damaged(found: completion.Survey, sweep_dir: Location, what: str) -> None:
+    if found.damaged:
+        first = found.damaged[0]
+        more = f" (and {len(found.damaged) - 1} more run(s))" if len(found.damaged) > 1 else ""
+        raise Refused(f"run {first.run_id}: {first.damage}{more}; {what} are never computed from partial rows: "
+                      f"`grokgrid resume {sweep_dir}` trains the damaged run(s) again")
 
 
 # ----------------------------------------------------------------------------- many sweeps

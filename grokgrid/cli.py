@@ -1,4 +1,4 @@
-"""The ``grokgrid`` command line: sweep, resume, status, classify, report, ls.
+"""The ``grokgrid`` command line: sweep, resume, status, classify, verify, report, ls.
 
 A thin layer over the library (api.py, driver.py): Typer options, rich output and exit codes.
 Bad input (a spec, a path, an option) is one line on stderr naming what is wrong and how to fix
@@ -121,6 +121,10 @@ class _RichReporter(driver.Reporter):
                 progress.update(bar, completed=done_steps, description=f"training {done_runs}/{n_runs} runs done")
 
             yield update
+
+    def verified(self, verification) -> None:
+        for line in driver.verification_lines(verification):
+            console.print(line, markup=False, soft_wrap=True)  # one line per claim, whatever the width
 
     def classified(self, labels, criteria, unfinished: int, runs: int, sweep_dir, target) -> None:
         from grokgrid import phases
@@ -305,6 +309,21 @@ def report(
     """Write report.html: the phase diagram and the runs' learning curves (opens offline)."""
     with _refusals():
         api.report(sweep_dir, axes, facet, out, reporter=_REPORTER)
+
+
+@app.command(cls=_Command)
+def verify(
+    sweep_dir: str = typer.Argument(..., metavar="RESULTS", help=SWEEP_DIR_HELP, show_default=False),
+) -> None:
+    """Check the spec's claims (its expect: section) on the runs: one PASS or FAIL line per claim,
+    with the measured value beside the expected one. Exit 0 when every claim passes, 1 when one
+    fails, 2 on bad input. Only reads."""
+    with _refusals():
+        verification = api.verify(sweep_dir)
+    for line in driver.verification_lines(verification):
+        console.print(line, markup=False, soft_wrap=True)  # one line per claim, whatever the width
+    if not verification.passed:
+        raise typer.Exit(1)
 
 
 @app.command(cls=_Command)

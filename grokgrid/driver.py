@@ -60,6 +60,11 @@ class Reporter:
             self.say(unfinished_note(unfinished, runs, sweep_dir))
         self.say(f"labels: {target}")
 
+    def verified(self, verification) -> None:
+        """The verdicts of the sweep's claims (api.Verification)."""
+        for line in verification_lines(verification):
+            self.say(line)
+
     def reported(self, path, sweep_dir: Location) -> None:
         self.say(f"report: {path}")
         if not isinstance(path, os.PathLike):  # under a URI: say how to get a copy to open
@@ -72,6 +77,17 @@ class Quiet(Reporter):
     def say(self, text: str, alarm: bool = False) -> None:
         if alarm:
             super().say(text, alarm)
+
+
+def verification_lines(verification) -> list[str]:
+    """A PASS or FAIL line per claim, a summary, and a note while runs are unfinished."""
+    lines = [v.line() for v in verification.verdicts]
+    failed = sum(not v.passed for v in verification.verdicts)
+    lines.append(f"claims: {len(verification.verdicts) - failed} passed, {failed} failed")
+    if verification.unfinished:
+        lines.append(f"note: {verification.unfinished} of {verification.runs} runs are unfinished: the verdicts are "
+                     f"provisional until `grokgrid resume {verification.sweep_dir}` finishes them")
+    return lines
 
 
 def unfinished_note(unfinished: int, runs: int, sweep_dir: Location) -> str:

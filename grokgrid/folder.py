@@ -22,9 +22,10 @@ from grokgrid.spec import HYPERPARAMETERS, SpecError, SweepSpec, dump_spec, pars
 from grokgrid.location import Location, StorageError, as_location
 
 # Spec sections that never change what training produces: how a sweep executes (resources),
-# how its runs are read (phase criteria) and its description. A folder's spec may differ from a
-# new one in these; the new values are recorded and the runs relabelled, none retrained.
-NOT_TRAINING = ("resources.", "phases.", "description")
+# how its runs are read (phase criteria, the claims of expect) and its description. A folder's
+# spec may differ from a new one in these; the new values are recorded and the runs relabelled,
+# none retrained.
+NOT_TRAINING = ("resources.", "phases.", "description", "expect")
 
 
 # ----------------------------------------------------------------------------- where

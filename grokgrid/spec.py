@@ -24,8 +24,10 @@ from typing import Any, Mapping
 
 import yaml
 
+from grokgrid import expectations
 from grokgrid import spec_checks as check
 from grokgrid.criteria import PhaseCriteria
+from grokgrid.expectations import Expectation
 from grokgrid.models import MODELS as MODEL_KINDS
 from grokgrid.models import ModelSpec
 from grokgrid.models.spec_base import ACTIVATION_NAMES as ACTIVATIONS  # noqa: F401 - part of spec's API
@@ -137,14 +139,21 @@ class SweepSpec:
     grid: GridSpec = field(default_factory=GridSpec)
     phases: PhasesSpec = field(default_factory=PhasesSpec)
     resources: ResourcesSpec = field(default_factory=ResourcesSpec)
+    expect: tuple[Expectation, ...] = ()  # the paper's claims (expectations.py); never change training
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (lists, not tuples) that ``spec_from_dict`` turns back into an equal spec.
 
         The task and model sections hold their kind's name and own parameters only, in the
-        kind's field order: run ids are a hash of this, and dump_spec writes it out.
+        kind's field order: run ids are a hash of this, and dump_spec writes it out. The
+        ``expect`` items are written as in a spec file, and left out when there are none (so a
+        spec without claims dumps as it did before they existed).
         """
-        return _plain(dataclasses.asdict(self))
+        data = _plain(dataclasses.asdict(dataclasses.replace(self, expect=())))
+        del data["expect"]
+        if self.expect:
+            data["expect"] = [item.to_data() for item in self.expect]
+        return data
 
 
 def _plain(value: Any) -> Any:
@@ -385,7 +394,8 @@ def spec_from_dict(data: Any) -> SweepSpec:
     if not isinstance(description, str):
         raise SpecError("description", f"expected text, got {type(description).__name__}", "quote it")
     sections = {key: build(check.mapping(key, data.get(key))) for key, build in _SECTIONS.items()}
-    spec = SweepSpec(name=name, description=description, **sections)
+    expect = expectations.parse(data.get("expect"), HYPERPARAMETERS)
+    spec = SweepSpec(name=name, description=description, **sections, expect=expect)
     _check_consistency(spec)
     return spec
 
@@ -407,6 +417,8 @@ def _check_consistency(spec: SweepSpec) -> None:
                 f"{fraction:g} of {examples} examples leaves an empty train or validation set",
                 "use a fraction that keeps at least one example on each side",
             )
+    for i, item in enumerate(spec.expect):
+        _check_expectation_axes(f"expect[{i}]", item, spec.grid)
     if spec.phases.budget is not None and spec.phases.budget > spec.training.steps:
         raise SpecError(
             "phases.budget",
@@ -418,6 +430,24 @@ def _check_consistency(spec: SweepSpec) -> None:
 def load_spec(path: str | Path) -> SweepSpec:
     """Read and validate a YAML spec file; every problem is a SpecError (one line)."""
     return spec_from_dict(read_spec_file(Path(path)))
+
+
+def _check_expectation_axes(where: str, item: Expectation, grid: GridSpec) -> None:
+    """A claim must be about runs the grid has: its ``where`` picks grid values, and a trend
+    runs along an axis the grid sweeps (a typo would otherwise check nothing)."""
+    for axis, allowed in item.where:
+        values = getattr(grid, axis)
+        if allowed.values:
+            missing = [v for v in allowed.values if not any(math.isclose(v, g, rel_tol=1e-9, abs_tol=1e-12) for g in values)]
+            if missing:
+                raise SpecError(f"{where}.where.{axis}", f"{missing[0]:g} is not a value of grid.{axis}",
+                                f"use one of {', '.join(f'{g:g}' for g in values)}")
+        elif not any((allowed.low is None or g >= allowed.low) and (allowed.high is None or g <= allowed.high) for g in values):
+            raise SpecError(f"{where}.where.{axis}", "the range holds no value of the grid",
+                            f"grid.{axis} is {', '.join(f'{g:g}' for g in values)}")
+    if isinstance(item.check, expectations.TrendCheck) and len(getattr(grid, item.check.along)) < 2:
+        raise SpecError(f"{where}.trend.along", f"grid.{item.check.along} has one value: there is no trend to see",
+                        f"sweep {item.check.along} or claim a trend along a swept axis")
 
 
 def dump_spec(spec: SweepSpec) -> str:

@@ -1,0 +1,240 @@
+"""The ``expect:`` section (expectations.py) and its verdicts (verify.py): parsing with one-line
+errors, round trips through spec.yaml, and verdicts on hand-made run tables that PASS when the
+claim holds and FAIL when the runs contradict it."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from grokgrid import expectations as ex
+from grokgrid import store, verify
+from grokgrid.spec import HYPERPARAMETERS, SpecError, dump_spec, parse_yaml, spec_from_dict
+
+BASE = {"name": "claims", "grid": {"decoder_wd": [0.0, 0.1, 1.0], "seed": [0, 1]}}
+
+CLAIMS = [
+    {"claim": "all four phases appear", "source": "Liu et al. 2022", "phases": {"present": ["comprehension", "grokking", "memorization", "confusion"]}},
+    {"claim": "wd 0 does not grok", "where": {"decoder_wd": 0}, "share": {"phases": ["grokking", "comprehension"], "at_most": 0}},
+    {"claim": "more wd generalizes earlier", "where": {"decoder_wd": {"min": 0.1}},
+     "trend": {"quantity": "t_val", "along": "decoder_wd", "direction": "decreasing", "min_rank_correlation": 1}},
+    {"claim": "grokking time ~ log(alpha) / wd", "fit": {"x": "log(init_scale) / decoder_wd", "y": "t_val * decoder_lr", "min_r2": 0.9, "slope": {"min": 0}}},
+    {"claim": "commutativity first", "leads": {"metric": "commutativity_acc", "ahead_of": "val_acc"}},
+]
+
+
+def spec_with(*claims):
+    return spec_from_dict({**BASE, "expect": list(claims)})
+
+
+def test_claims_parse_and_round_trip_through_the_frozen_spec():
+    spec = spec_with(*CLAIMS)
+    assert [c.kind for c in spec.expect] == ["phases", "share", "trend", "fit", "leads"]
+    assert spec.expect[0].source == "Liu et al. 2022" and spec.expect[1].where[0][1].values == (0.0,)
+    text = dump_spec(spec)
+    assert spec_from_dict(parse_yaml(text)) == spec
+    assert dump_spec(spec_from_dict(parse_yaml(text))) == text
+
+
+def test_a_spec_without_claims_dumps_as_before_and_claims_never_change_run_ids():
+    from grokgrid import grid
+
+    plain, claimed = spec_from_dict(BASE), spec_with(*CLAIMS)
+    assert "expect" not in dump_spec(plain)
+    assert [r.run_id for r in grid.expand(plain)] == [r.run_id for r in grid.expand(claimed)]
+
+
+def test_the_metric_names_are_the_stores():
+    assert set(ex.METRICS) == set(store.METRIC_COLUMNS) - {"run_id", "step", "elapsed_s"}
+
+
+@pytest.mark.parametrize(
+    "claim, field, words",
+    [
+        ({"claim": "x"}, "expect[0]", "needs exactly one check, found none"),
+        ({"claim": "x", "phases": {"present": ["grokking"]}, "share": {"phases": ["grokking"], "at_least": 1}}, "expect[0]", "found 2"),
+        ({"phases": {"present": ["grokking"]}}, "expect[0].claim", "missing"),
+        ({"claim": "x", "phases": {"present": ["grokked"]}}, "expect[0].phases.present[0]", "unknown value 'grokked'"),
+        ({"claim": "x", "phases": {}}, "expect[0].phases", "names no phase"),
+        ({"claim": "x", "share": {"phases": ["grokking"]}}, "expect[0].share", "no bound"),
+        ({"claim": "x", "share": {"phases": ["grokking"], "at_least": 1.5}}, "expect[0].share.at_least", "[0, 1]"),
+        ({"claim": "x", "where": {"decoder_wd": 0.5}, "phases": {"present": ["grokking"]}}, "expect[0].where.decoder_wd", "not a value of grid.decoder_wd"),
+        ({"claim": "x", "where": {"decoder_wd": {"min": 5}}, "phases": {"present": ["grokking"]}}, "expect[0].where.decoder_wd", "holds no value"),
+        ({"claim": "x", "where": {"lr": 1}, "phases": {"present": ["grokking"]}}, "expect[0].where.lr", "unknown key"),
+        ({"claim": "x", "trend": {"quantity": "t_val", "along": "repr_lr", "direction": "decreasing"}}, "expect[0].trend.along", "one value"),
+        ({"claim": "x", "trend": {"quantity": "speed", "along": "decoder_wd", "direction": "decreasing"}}, "expect[0].trend.quantity", "unknown value"),
+        ({"claim": "x", "trend": {"quantity": "t_val", "along": "decoder_wd", "direction": "up"}}, "expect[0].trend.direction", "unknown value"),
+        ({"claim": "x", "fit": {"x": "log(alpha)", "y": "t_val", "min_r2": 0.9}}, "expect[0].fit.x", "unknown name 'alpha'"),
+        ({"claim": "x", "fit": {"x": "__import__('os')", "y": "t_val", "min_r2": 0.9}}, "expect[0].fit.x", "a call other than"),
+        ({"claim": "x", "fit": {"x": "t_val.real", "y": "t_val", "min_r2": 0.9}}, "expect[0].fit.x", "not allowed"),
+        ({"claim": "x", "fit": {"x": "decoder_wd", "y": "t_val"}}, "expect[0].fit.min_r2", "missing"),
+        ({"claim": "x", "leads": {"metric": "val_acc"}}, "expect[0].leads.ahead_of", "missing"),
+        ({"claim": "x", "leads": {"metric": "rqi", "ahead_of": "val_acc", "lead": 3}}, "expect[0].leads.lead", "unknown key"),
+    ],
+)
+def test_bad_claims_are_one_line_errors_naming_the_field(claim, field, words):
+    with pytest.raises(SpecError) as caught:
+        spec_with(claim)
+    message = str(caught.value)
+    assert message.startswith(f"{field}:") and words in message and "\n" not in message, message
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=8),
+                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from([*ex.CHECKS, "claim", "where", "x", "present", "phases"]), inner, max_size=3),
+                    max_leaves=8))
+def test_any_expect_value_is_accepted_or_a_one_line_spec_error(raw):
+    try:
+        spec = spec_from_dict({**BASE, "expect": raw})
+    except SpecError as exc:
+        assert "\n" not in str(exc) and str(exc).startswith("expect")
+    else:
+        assert spec_from_dict(parse_yaml(dump_spec(spec))) == spec
+
+
+# ----------------------------------------------------------------------------- verdicts
+
+
+def runs_table(rows) -> pd.DataFrame:
+    """Runs as (decoder_wd, init_scale, phase, t_val) with decoder_lr 1e-3 and t_train 100."""
+    frame = pd.DataFrame(rows, columns=["decoder_wd", "init_scale", "phase", "t_val"])
+    frame.insert(0, "run_id", [f"r{i}" for i in range(len(frame))])
+    return frame.assign(decoder_lr=1e-3, t_train=100, detail=None, final_val_acc=np.where(frame["t_val"].notna(), 1.0, 0.1))
+
+
+def check(claim, table, metrics=None) -> verify.Verdict:
+    (verdict,) = verify.verdicts(spec_with(claim).expect, table, metrics)
+    return verdict
+
+
+GOOD = runs_table([(0.0, 1, "memorization", None), (0.0, 1, "confusion", None), (0.1, 1, "grokking", 3000),
+                   (0.1, 1, "grokking", 2600), (1.0, 1, "comprehension", 400), (1.0, 1, "grokking", 1500)])
+
+
+def test_phases_and_share_pass_when_the_runs_show_them_and_fail_when_not():
+    assert check(CLAIMS[0], GOOD).passed
+    only_memorized = GOOD.assign(phase="memorization")
+    verdict = check(CLAIMS[0], only_memorized)
+    assert not verdict.passed and "grokking 0" in verdict.measured
+    assert check(CLAIMS[1], GOOD).passed
+    grokked_at_zero = GOOD.assign(phase="grokking")
+    verdict = check(CLAIMS[1], grokked_at_zero)
+    assert not verdict.passed and "2/2 = 1.00" in verdict.measured and verdict.runs == 2
+    absent = {"claim": "no divergence", "phases": {"absent": ["diverged"]}}
+    assert check(absent, GOOD).passed and not check(absent, GOOD.assign(phase="diverged")).passed
+
+
+def test_a_detail_label_counts_as_having_that_phase():
+    claim = {"claim": "semi-grokking appears", "phases": {"present": ["semi-grokking"]}}
+    assert not check(claim, GOOD).passed
+    assert check(claim, GOOD.assign(detail=["semi-grokking"] + [None] * 5)).passed
+
+
+def test_a_trend_passes_only_in_its_direction_and_never_reached_is_latest():
+    assert check(CLAIMS[2], GOOD).passed  # medians 2800 at wd 0.1, 950 at wd 1
+    reversed_ = GOOD.assign(t_val=[None, None, 400, 500, 3000, 2600])
+    verdict = check(CLAIMS[2], reversed_)
+    assert not verdict.passed and "rank correlation +1.00" in verdict.measured
+    whole = {"claim": "x", "trend": {"quantity": "t_val", "along": "decoder_wd", "direction": "decreasing"}}
+    verdict = check(whole, GOOD)  # wd 0 never generalizes: "never" is the latest of all
+    assert verdict.passed and "0: never" in verdict.measured
+
+
+def test_a_fit_reports_slope_and_r2_and_fails_on_scatter_or_too_few_points():
+    alphas = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0]
+    wds = [0.1, 1.0, 0.1, 1.0, 0.1, 1.0]
+    law = [int(1e3 * (1 + math.log(a) / w)) for a, w in zip(alphas, wds)]  # t_val * lr = 1 + log(alpha) / wd
+    table = runs_table([(w, a, "grokking", t) for w, a, t in zip(wds, alphas, law)])
+    spec = spec_from_dict({"name": "fit", "grid": {"decoder_wd": [0.1, 1.0], "init_scale": alphas}, "expect": [CLAIMS[3]]})
+    (verdict,) = verify.verdicts(spec.expect, table)
+    assert verdict.passed and "R^2 1.000" in verdict.measured and "= 1 * (" in verdict.measured
+    scattered = table.assign(t_val=[5000, 100, 2000, 9000, 300, 4000])
+    (verdict,) = verify.verdicts(spec.expect, scattered)
+    assert not verdict.passed
+    (verdict,) = verify.verdicts(spec.expect, table.assign(t_val=[None, None, None, None, 1000, 2000]))
+    assert not verdict.passed and "too few to fit" in verdict.measured
+
+
+def test_leads_compares_first_steps_per_run():
+    steps = np.arange(0, 1000, 100)
+    rows = []
+    for run, (comm_at, val_at) in {"r2": (300, 500), "r3": (200, 200)}.items():
+        for s in steps:
+            rows.append({"run_id": run, "step": s, "commutativity_acc": float(s >= comm_at), "val_acc": float(s >= val_at)})
+    metrics = pd.DataFrame(rows)
+    table = GOOD[GOOD["run_id"].isin(["r2", "r3"])]
+    verdict = check(CLAIMS[4], table, metrics)
+    assert verdict.passed and "2/2" in verdict.measured and "median lead 100 steps" in verdict.measured
+    late = metrics.assign(commutativity_acc=np.where(metrics["step"] >= 800, 1.0, 0.0))
+    assert not check(CLAIMS[4], table, late).passed
+    verdict = check(CLAIMS[4], table, metrics.assign(commutativity_acc=np.nan))
+    assert not verdict.passed and "does not apply" in verdict.measured
+
+
+def test_a_claim_whose_where_matches_no_labelled_run_fails_saying_so():
+    verdict = check(CLAIMS[1], GOOD[GOOD["decoder_wd"] > 0])
+    assert not verdict.passed and "no run matches" in verdict.measured
+
+
+def test_run_table_joins_labels_hyperparameters_and_final_metrics():
+    labels = pd.DataFrame({"run_id": ["a", "b"], "phase": ["grokking", "confusion"], "final_val_acc": [1.0, 0.2]})
+    hyper = pd.DataFrame({"run_id": ["a", "b"], **{h: [0.1, 0.2] for h in HYPERPARAMETERS}})
+    metrics = pd.DataFrame({"run_id": ["a", "a", "b"], "step": [0, 10, 0], "rqi": [0.1, 0.9, 0.3], "val_acc": [0.0, 1.0, 0.2]})
+    table = verify.run_table(labels, hyper, metrics)
+    assert table.set_index("run_id")["final_rqi"].to_dict() == {"a": 0.9, "b": 0.3}
+    assert list(table["final_val_acc"]) == [1.0, 0.2] and list(table["decoder_wd"]) == [0.1, 0.2]
+
+
+# ----------------------------------------------------------------------------- grokgrid verify
+
+
+def test_verify_exits_0_when_every_claim_passes_1_when_one_fails_2_without_claims(tmp_path):
+    from typer.testing import CliRunner
+
+    from grokgrid.cli import app
+    from results_folders import SMALL, make_results
+
+    runner = CliRunner()
+    for sub in "abcd":
+        (tmp_path / sub).mkdir()
+    # make_results's runs fit their train set and sit at val acc 0.5: memorization, every one.
+    claims = [{"claim": "every run memorizes", "share": {"phases": ["memorization"], "at_least": 1}},
+              {"claim": "some run groks", "source": "a paper", "phases": {"present": ["grokking"]}}]
+    _, passing = make_results(tmp_path / "a", {**SMALL, "expect": claims[:1]})
+    result = runner.invoke(app, ["verify", str(passing)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == ["PASS  every run memorizes: memorization 2/2 = 1.00 (expected share >= 1; 2 runs)",
+                                          "claims: 1 passed, 0 failed"]
+    _, failing = make_results(tmp_path / "b", {**SMALL, "expect": claims})
+    result = runner.invoke(app, ["verify", str(failing)])
+    assert result.exit_code == 1 and "FAIL  some run groks: grokking 0" in result.stdout and "claims: 1 passed, 1 failed" in result.stdout
+    _, unclaimed = make_results(tmp_path / "c")
+    result = runner.invoke(app, ["verify", str(unclaimed)])
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1 and "states no claims" in result.stderr
+    _, half = make_results(tmp_path / "d", {**SMALL, "expect": claims[:1]}, done=1)
+    result = runner.invoke(app, ["verify", str(half)])
+    assert "1 of 2 runs are unfinished: the verdicts are provisional" in result.stdout
+
+
+@pytest.mark.slow
+def test_a_sweep_with_claims_ends_with_their_verdicts(tmp_path, ray_local):
+    import yaml
+    from typer.testing import CliRunner
+
+    from grokgrid.cli import app
+
+    data = {"name": "claimed", "model": {"hidden": [16, 16]}, "training": {"steps": 40, "eval_every": 10},
+            "grid": {"repr_lr": [1e-3, 1e-2]}, "resources": {"pack_size": 1},
+            "expect": [{"claim": "no run diverges", "phases": {"absent": ["diverged"]}},
+                       {"claim": "some run groks in 40 steps", "phases": {"present": ["grokking"]}}]}
+    spec_path = tmp_path / "claimed.yaml"
+    spec_path.write_text(yaml.safe_dump(data))
+    result = CliRunner().invoke(app, ["sweep", str(spec_path), "--storage", str(tmp_path / "results")])
+    assert result.exit_code == 0, result.output  # a failed claim is a finding, not a failed sweep
+    assert "PASS  no run diverges: diverged 0" in result.stdout
+    assert "FAIL  some run groks in 40 steps: grokking 0" in result.stdout and "claims: 1 passed, 1 failed" in result.stdout
