@@ -164,9 +164,10 @@ def _label_and_report(sweep_dir: Location, spec: SweepSpec, reporter: driver.Rep
     """The end of a sweep: labels with the spec's criteria, the report, both in the folder, and
     the verdicts of the spec's claims when it states any."""
     _classify(sweep_dir, spec, {}, None, reporter)
-    _report(sweep_dir, None, None, None, reporter)
-    if spec.expect:
-        reporter.verified(_verify(sweep_dir, spec))
+    verification = _verify(sweep_dir, spec) if spec.expect else None
+    _report(sweep_dir, None, None, None, reporter, verification)
+    if verification is not None:
+        reporter.verified(verification)
 
 
 # ----------------------------------------------------------------------------- status
@@ -273,7 +274,8 @@ def report(results: PathLike, axes: tuple[str, str] | str | None = None, facet: 
     if found.unreadable:
         raise Refused(f"{found.unreadable[0].describe()}; curves are never drawn from partial rows: "
                       f"`grokgrid resume {sweep_dir}` trains the damaged run(s) again")
-    return _report(sweep_dir, _axes_pair(axes), facet, out, reporter or driver.Reporter())
+    verification = _verify(sweep_dir, spec) if spec.expect else None
+    return _report(sweep_dir, _axes_pair(axes), facet, out, reporter or driver.Reporter(), verification)
 
 
 def _axes_pair(axes: tuple[str, str] | str | None) -> tuple[str, str] | None:
@@ -286,12 +288,14 @@ def _axes_pair(axes: tuple[str, str] | str | None) -> tuple[str, str] | None:
     return parts[0], parts[1]
 
 
-def _report(sweep_dir: Location, axes, facet: str | None, out: PathLike | None, reporter: driver.Reporter) -> Path | Location:
+def _report(sweep_dir: Location, axes, facet: str | None, out: PathLike | None, reporter: driver.Reporter,
+            verification: Verification | None = None) -> Path | Location:
     from grokgrid import report as report_module
 
     target = sweep_dir / store.REPORT_FILE if out is None else as_location(str(out))
+    claims = {} if verification is None else {"verdicts": verification.verdicts, "unfinished": verification.unfinished}
     try:
-        path = report_module.write_report(sweep_dir, axes=axes, facet=facet, out=out)
+        path = report_module.write_report(sweep_dir, axes=axes, facet=facet, out=out, **claims)
     except store.DamagedFile as exc:
         rebuilt = "classify" if exc.path.name == store.LABELS_FILE else "resume"
         raise Refused(f"{exc}; `grokgrid {rebuilt} {sweep_dir}` rebuilds it") from None

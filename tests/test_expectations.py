@@ -213,9 +213,20 @@ def test_verify_exits_0_when_every_claim_passes_1_when_one_fails_2_without_claim
     _, failing = make_results(tmp_path / "b", {**SMALL, "expect": claims})
     result = runner.invoke(app, ["verify", str(failing)])
     assert result.exit_code == 1 and "FAIL  some run groks: grokking 0" in result.stdout and "claims: 1 passed, 1 failed" in result.stdout
+    # the report shows the verdicts at its top
+    assert runner.invoke(app, ["classify", str(failing)]).exit_code == 0
+    assert runner.invoke(app, ["report", str(failing)]).exit_code == 0
+    page = (failing / "report.html").read_text()
+    section = page[page.index('<table class="summary" id="claims">'):page.index("<h2>Summary</h2>")]
+    assert page.index("<h2>Claims</h2>") < page.index("<h2>Summary</h2>") and "1 of 2 pass" in page
+    assert '<tr class="pass"><td class="verdict">PASS</td><td>every run memorizes</td>' in section
+    assert '<tr class="fail"><td class="verdict">FAIL</td><td>some run groks<br><span class="note">a paper</span></td><td>grokking 0</td>' in section
     _, unclaimed = make_results(tmp_path / "c")
     result = runner.invoke(app, ["verify", str(unclaimed)])
     assert result.exit_code == 2 and result.stderr.count("\n") == 1 and "states no claims" in result.stderr
+    assert runner.invoke(app, ["classify", str(unclaimed)]).exit_code == 0
+    assert runner.invoke(app, ["report", str(unclaimed)]).exit_code == 0
+    assert "<h2>Claims</h2>" not in (unclaimed / "report.html").read_text()  # no claims, no section
     _, half = make_results(tmp_path / "d", {**SMALL, "expect": claims[:1]}, done=1)
     result = runner.invoke(app, ["verify", str(half)])
     assert "1 of 2 runs are unfinished: the verdicts are provisional" in result.stdout

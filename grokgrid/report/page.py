@@ -31,7 +31,7 @@ from grokgrid.report.curves import curve_data, loss_axis_is_log
 from grokgrid.report.diagram import build_diagram
 from grokgrid.report.page_data import report_data
 from grokgrid.report.style import PLOT_CONFIG
-from grokgrid.report.summary import summary_html
+from grokgrid.report.summary import claims_html, summary_html
 from grokgrid.report.templates import asset
 from grokgrid.location import Location, PathLike, as_location
 
@@ -99,8 +99,13 @@ def render_report(
     axes: Sequence[str | None] | None = None,
     facet: str | None = None,
     meta: Mapping[str, object] | None = None,
+    verdicts: Sequence | None = None,
+    unfinished: int = 0,
 ) -> str:
     """The whole report as one self-contained HTML document (plotly.js inlined once).
+
+    ``verdicts``: the spec's claims checked on these runs (verify.Verdict), shown at the top
+    (provisional while ``unfinished`` runs are not finished).
 
     ``axes``: the two hyperparameters of the phase diagram (default: the first two swept);
     ``facet``: a third one, one row of panels per value. A name that is not a hyperparameter of
@@ -125,6 +130,7 @@ def render_report(
         js_errors_id=JS_ERRORS_ID,
         n_runs=f"{len(runs):,}",
         plotted=html.escape(_plotted_text(axes, facet)),
+        claims=claims_html(verdicts, unfinished),
         summary=summary_html(runs, labels, meta),
         majority=_majority_text(table, axes, facet),
         phase_diagram=_figure_div(diagram.figure, PHASE_DIAGRAM_ID),
@@ -158,9 +164,12 @@ def write_report(
     axes: Sequence[str | None] | None = None,
     facet: str | None = None,
     out: PathLike | None = None,
+    verdicts: Sequence | None = None,
+    unfinished: int = 0,
 ) -> Path | Location:
     """Read a results folder (a local path or a filesystem URI) and write ``report.html``
     atomically, in it or at ``out``; returns where it went (a Path when that is local).
+    ``verdicts`` and ``unfinished``: as render_report's.
 
     A bad axis or facet name is a ValueError (naming it and the valid ones) and writes nothing.
     """
@@ -179,7 +188,8 @@ def write_report(
     spec_path = sweep_dir / store.SPEC_FILE
     if spec_path.is_file():
         meta["spec"] = spec_path.read_text(encoding="utf-8")
-    text = render_report(runs, labels, metrics, title=name, axes=axes, facet=facet, meta=meta)
+    text = render_report(runs, labels, metrics, title=name, axes=axes, facet=facet, meta=meta,
+                         verdicts=verdicts, unfinished=unfinished)
     path = sweep_dir / store.REPORT_FILE if out is None else as_location(out)
     store.atomic_write_text(path, text)
     return path.local or path

@@ -6,7 +6,7 @@ snippets, filled from the data; every text is escaped."""
 from __future__ import annotations
 
 import html
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, Sequence
 
 import pandas as pd
 
@@ -78,3 +78,22 @@ def summary_html(runs: pd.DataFrame, labels: pd.DataFrame, meta: Mapping[str, ob
         meta_table=_lines([_SNIPPETS["meta_table"].substitute(rows=_lines(meta_rows))] if meta_rows else []),
         meta_blocks=_lines(meta_blocks),
     )
+
+
+def claims_html(verdicts: Sequence | None, unfinished: int = 0) -> str:
+    """The Claims section: one row per verdict of the spec's claims (verify.Verdict: claim,
+    source, passed, measured, expected, runs); empty when the spec states none."""
+    if not verdicts:
+        return ""
+    rows = [
+        _SNIPPETS["claim_row"].substitute(
+            verdict="pass" if v.passed else "fail", verdict_text="PASS" if v.passed else "FAIL",
+            claim=html.escape(v.claim),
+            source=_SNIPPETS["claim_source"].substitute(source=html.escape(v.source)) if v.source else "",
+            measured=html.escape(v.measured), expected=html.escape(v.expected), runs=v.runs,
+        )
+        for v in verdicts
+    ]
+    provisional = f" {unfinished} run(s) are unfinished: the verdicts are provisional." if unfinished else ""
+    return _SNIPPETS["claims"].substitute(passed=sum(v.passed for v in verdicts), total=len(verdicts),
+                                          provisional=html.escape(provisional), rows=_lines(rows))
