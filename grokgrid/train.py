@@ -292,7 +292,7 @@ class PackTrainer:
                 if not all(keep):
                     keep_runs(self.state, keep)
                 yield rows
-            if self.step >= total:
+            if self.step >= total or not self.state.runs:  # done, or every run left the pack here
                 return
             train_step(self.state)
             self.step += 1

@@ -172,6 +172,24 @@ def test_a_diverging_run_stops_and_the_rest_of_the_pack_goes_on():
     assert all(math.isfinite(r["train_loss"]) for r in rows[wild.run_id][:-1])
 
 
+@pytest.mark.parametrize("model", [{"name": "mlp", "embed_dim": 8, "hidden": [16]}, {"name": "mlp", "hidden": [16]}])
+@pytest.mark.parametrize("ending", ["diverged", "early stop"])
+def test_a_pack_whose_every_run_leaves_before_the_last_step_ends_there(model, ending):
+    # Found on the MLP: the last runs of a pack left it at a logged step, and the trainer then
+    # stepped the empty pack (a reshape of 0 elements failed: the trial crashed).
+    training = {"steps": 300, "eval_every": 10, "precision": "float32"}  # float32 overflows to inf
+    if ending == "early stop":
+        training["early_stop"] = {"threshold": 0.01, "patience": 1}
+    lr = 1e30 if ending == "diverged" else 1e-3
+    spec = small_spec(task={"name": "modular", "p": 11, "op": "add"}, model=model, training=training,
+                      grid={"repr_lr": [lr], "decoder_lr": [lr], "seed": [0], "train_fraction": [0.8]})
+    trainer = train.PackTrainer(spec, grid.expand(spec))
+    logged = [rows for rows in trainer.rows()]
+    assert logged and not trainer.state.runs and logged[-1][0]["step"] < 300
+    if ending == "diverged":
+        assert not math.isfinite(logged[-1][0]["train_loss"])
+
+
 def test_eval_steps_always_include_the_last():
     assert train.eval_steps(10, 4) == [0, 4, 8, 10]
     assert train.eval_steps(8, 4) == [0, 4, 8]
