@@ -20,6 +20,9 @@ from grokgrid.spec import dump_spec, load_spec, parse_yaml, spec_from_dict
 SWEEPS = Path(__file__).parent.parent / "sweeps"
 
 SWEEP_PINS = {
+    # Sweeps added later are pinned as they were first shipped.
+    "liu_decoder_wd": (90, "456b396526bfa6813a74fc6b065430cd2dcb21f37df4075db06e2364c7031f08", "c3c52b471e07c5e7667e51c543265f3c04e3d88d5a5694b4aadfa8bb02764e37"),
+    "liu_fraction": (40, "99d3b865462a2a834c38cf97e8ac6d4321bbb5c0bcddd0e205c1504c8f24be60", "7e74cef0dd81748d90bb0f47444bc8552844a0165e84f368cb62047295e968b8"),
     "lyu_matrix": (8, "d656ed00edd3127b897e8f730402c7403b2718bc927497ac4445ae510df7cb72", "c79b712a4732a75a09581230cac5bb71b9787a206feab8769755b25087de6599"),
     "lyu_sparse": (9, "78a8f96010829af1f3cf93a097ca0f8bb2ac392c81c3e7d56bd01cbc6491aeab", "8be1c00a0f5196590ec7b487fdf6830a113b4f02d428fc23846109e4b8a27fde"),
     "modular_mlp": (9, "e362ab49a8e96c8ef6ffa88dd7241e3ce08ddee9415b0cbf7c4388ef7bed4173", "b54ca3a939dc975dd80626b3e7681a27c2ebb0f201a288d3fcae7448401e47aa"),

@@ -37,3 +37,40 @@ def test_sweep_trains_at_smoke_size(path):
     for row in rows:
         assert set(row) == set(store.METRIC_COLUMNS)
         assert math.isfinite(row["train_loss"]) and 0 <= row["val_acc"] <= 1
+
+
+CLAIMED = [p for p in SWEEPS if load_spec(p).expect]
+
+
+def _contradicting_table(spec, claim):
+    """Labelled runs of the sweep's grid built to contradict ``claim``: a claim that cannot
+    fail on them would be no claim."""
+    import numpy as np
+    import pandas as pd
+
+    from grokgrid import expectations as ex
+
+    runs = pd.DataFrame([{"run_id": r.run_id, **r.hyperparameters()} for r in grid.expand(spec)])
+    c = claim.check
+    phase, detail = "confusion", None
+    if isinstance(c, ex.PhasesCheck):
+        phase = c.absent[0] if c.absent else next(p for p in ("diverged", "confusion", "memorization") if p not in c.present)
+    elif isinstance(c, ex.ShareCheck):
+        phase = c.phases[0] if c.at_most is not None else next(p for p in ex.PHASE_NAMES[:5] if p not in c.phases)
+    table = runs.assign(phase=phase, detail=detail, t_train=100.0, t_val=np.nan)
+    if isinstance(c, ex.TrendCheck):  # the quantity moves against the claimed direction
+        ranks = table[c.along].rank(method="dense").to_numpy()
+        table[c.quantity] = -ranks if c.direction == "increasing" else ranks
+    if isinstance(c, ex.FitCheck):
+        table = table.assign(**{q: np.random.default_rng(0).uniform(1, 100, len(table)) for q in c.names() if q in ex.QUANTITIES})
+    return table
+
+
+@pytest.mark.parametrize("path", CLAIMED, ids=lambda p: p.stem)
+def test_every_shipped_claim_fails_on_runs_that_contradict_it(path):
+    from grokgrid import verify
+
+    spec = load_spec(path)
+    for claim in spec.expect:
+        (verdict,) = verify.verdicts((claim,), _contradicting_table(spec, claim))
+        assert not verdict.passed, f"{path.name}: {claim.claim!r} passed on contradicting runs: {verdict.measured}"
