@@ -1,6 +1,6 @@
 """Microbenchmark (no Ray): what one training step and one evaluation cost per run, alone vs packed.
 
-    .venv/bin/python bench/step.py                                   # sweeps/modular_mlp.yaml, K = 8
+    .venv/bin/python bench/step.py                                   # bench/modular_mlp_bench.yaml, K = 8
     .venv/bin/python bench/step.py --spec sweeps/quickstart.yaml --k 16 --steps 100
 
 Builds the spec's pack the way a trial does (grid.expand, train.PackTrainer on the CPU, after
@@ -82,7 +82,7 @@ def time_eval(state: train.PackState, evals: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--spec", default="sweeps/modular_mlp.yaml")
+    parser.add_argument("--spec", default="bench/modular_mlp_bench.yaml")
     parser.add_argument("--k", type=int, default=8, help="pack size to compare with one run alone")
     parser.add_argument("--steps", type=int, default=200, help="training steps per timed block")
     parser.add_argument("--evals", type=int, default=5, help="evaluations per timed block")

@@ -3,8 +3,9 @@
 Each item states one claim (``claim``, and optionally ``source``), may restrict it to some runs
 (``where``: hyperparameter values or ranges) and holds exactly one check:
 
-- ``phases``: {present: [...], absent: [...], min_runs: 1}: each present phase labels at least
-  min_runs of the runs, each absent phase none;
+- ``phases``: {present: [...], absent: [...], min_runs: 1, min_distinct: N}: each present phase
+  labels at least min_runs of the runs, each absent phase none, and at least N different phases
+  label the runs;
 - ``share``: {phases: [...], at_least: s, at_most: s}: the share of runs with one of the phases;
 - ``trend``: {quantity, along, direction: increasing | decreasing, min_rank_correlation: 0.8}:
   the per-value median of a quantity (t_val, final_rqi, ...) rises or falls along an axis;
@@ -51,6 +52,7 @@ class PhasesCheck:
     present: tuple[str, ...] = ()
     absent: tuple[str, ...] = ()
     min_runs: int = 1
+    min_distinct: int | None = None  # at least this many different phases (not details) among the runs
 
 
 @dataclass(frozen=True)
@@ -148,6 +150,8 @@ def _check_data(c: Check) -> dict[str, Any]:
             data["absent"] = list(c.absent)
         if c.min_runs != 1:
             data["min_runs"] = c.min_runs
+        if c.min_distinct is not None:
+            data["min_distinct"] = c.min_distinct
         return data
     if isinstance(c, ShareCheck):
         return {"phases": list(c.phases), **{k: v for k, v in (("at_least", c.at_least), ("at_most", c.at_most)) if v is not None}}
@@ -228,13 +232,18 @@ def _phases(where: str, data: Mapping[str, Any], axes: tuple[str, ...]) -> Phase
     check.reject_unknown(where, data, PhasesCheck)
     present = _phase_list(f"{where}.present", data.get("present", []))
     absent = _phase_list(f"{where}.absent", data.get("absent", []))
-    if not present and not absent:
-        raise SpecError(where, "names no phase", "give present: [...] and/or absent: [...]")
+    min_distinct = data.get("min_distinct")
+    if min_distinct is not None:
+        min_distinct = check.integer(f"{where}.min_distinct", min_distinct)
+        if not 2 <= min_distinct <= 5:
+            raise SpecError(f"{where}.min_distinct", f"must be 2 to 5 (the four phases and diverged), got {min_distinct}", "use e.g. 3")
+    if not present and not absent and min_distinct is None:
+        raise SpecError(where, "names no phase", "give present: [...], absent: [...] and/or min_distinct: N")
     if set(present) & set(absent):
         raise SpecError(where, f"{sorted(set(present) & set(absent))[0]} is both present and absent", "keep it in one list")
     min_runs = check.integer(f"{where}.min_runs", data.get("min_runs", 1))
     check.at_least(f"{where}.min_runs", min_runs, 1)
-    return PhasesCheck(present=present, absent=absent, min_runs=min_runs)
+    return PhasesCheck(present=present, absent=absent, min_runs=min_runs, min_distinct=min_distinct)
 
 
 def _share_check(where: str, data: Mapping[str, Any], axes: tuple[str, ...]) -> ShareCheck:

@@ -78,10 +78,15 @@ def _has(runs: pd.DataFrame, phases) -> pd.Series:
 def _phases(c: ex.PhasesCheck, runs: pd.DataFrame):
     counts = {p: int(_has(runs, [p]).sum()) for p in (*c.present, *c.absent)}
     passed = all(counts[p] >= c.min_runs for p in c.present) and all(counts[p] == 0 for p in c.absent)
-    measured = ", ".join(f"{p} {n}" for p, n in counts.items())
+    measured = [f"{p} {n}" for p, n in counts.items()]
     wanted = [f"{', '.join(c.present)} >= {c.min_runs} run(s) each"] if c.present else []
     wanted += [f"no {', '.join(c.absent)}"] if c.absent else []
-    return passed, measured, "; ".join(wanted)
+    if c.min_distinct is not None:
+        seen = runs["phase"].value_counts()
+        passed = passed and len(seen) >= c.min_distinct
+        measured.append(f"{len(seen)} phases ({', '.join(f'{p} {n}' for p, n in seen.items())})")
+        wanted.append(f">= {c.min_distinct} different phases")
+    return passed, "; ".join(measured), "; ".join(wanted)
 
 
 def _share(c: ex.ShareCheck, runs: pd.DataFrame):

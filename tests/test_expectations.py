@@ -129,6 +129,17 @@ def test_phases_and_share_pass_when_the_runs_show_them_and_fail_when_not():
     assert check(absent, GOOD).passed and not check(absent, GOOD.assign(phase="diverged")).passed
 
 
+def test_min_distinct_counts_the_different_phases():
+    claim = {"claim": "three phases, grokking among them", "phases": {"present": ["grokking"], "min_distinct": 3}}
+    verdict = check(claim, GOOD)
+    assert verdict.passed and "4 phases" in verdict.measured
+    two = GOOD.assign(phase=["memorization", "memorization", "grokking", "grokking", "grokking", "memorization"])
+    verdict = check(claim, two)
+    assert not verdict.passed and "2 phases (" in verdict.measured
+    with pytest.raises(SpecError, match=r"^expect\[0\]\.phases\.min_distinct: must be 2 to 5"):
+        spec_with({"claim": "x", "phases": {"min_distinct": 7}})
+
+
 def test_a_detail_label_counts_as_having_that_phase():
     claim = {"claim": "semi-grokking appears", "phases": {"present": ["semi-grokking"]}}
     assert not check(claim, GOOD).passed

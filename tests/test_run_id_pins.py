@@ -25,7 +25,8 @@ SWEEP_PINS = {
     "liu_fraction": (40, "99d3b865462a2a834c38cf97e8ac6d4321bbb5c0bcddd0e205c1504c8f24be60", "7e74cef0dd81748d90bb0f47444bc8552844a0165e84f368cb62047295e968b8"),
     "lyu_matrix": (8, "d656ed00edd3127b897e8f730402c7403b2718bc927497ac4445ae510df7cb72", "c79b712a4732a75a09581230cac5bb71b9787a206feab8769755b25087de6599"),
     "lyu_sparse": (9, "78a8f96010829af1f3cf93a097ca0f8bb2ac392c81c3e7d56bd01cbc6491aeab", "8be1c00a0f5196590ec7b487fdf6830a113b4f02d428fc23846109e4b8a27fde"),
-    "modular_mlp": (9, "e362ab49a8e96c8ef6ffa88dd7241e3ce08ddee9415b0cbf7c4388ef7bed4173", "b54ca3a939dc975dd80626b3e7681a27c2ebb0f201a288d3fcae7448401e47aa"),
+    # replaced by a grid that shows phases (issue 16); the old grid is bench/modular_mlp_bench.yaml
+    "modular_mlp": (30, "659218be35b921cf0ddee2ac09e8aa4780e7e84494409bef892fcc1a39e7730b", "d97d1b43c671e000a35515097ce4258ea895aeb06303e81f9cd560f92115224b"),
     "nanda_transformer": (6, "c808ac6194efb02accec70ef1c02a8cac57b8738890810635c3b64ddb1929fe9", "e8bd33ab21f8d91d25c967e43f6b5a2dd1f538bfef9ef3d6cda3de5a24853211"),
     "omnigrok_digits": (9, "f2ca0a810146ad3bf5134db7f7736ea4f5ce98083d61ea6e428673d0e3cc0220", "d88e97c76cf1698bbaa55f7080c201ee466fc4fae2202eb391c98fecba0b2a2a"),
     "power_transformer": (18, "849fb51af17f7329b18c9635da161ab02cea4c2fa2e58845acb6fef2b1389c24", "f1a0e059fc3b58e28c0944e1b8253c9513fe7b15f5176887ec0811f68531a2dc"),
@@ -76,3 +77,11 @@ def test_dumped_spec_round_trips(name):
     text = dump_spec(spec)
     again = spec_from_dict(parse_yaml(text))
     assert again == spec and dump_spec(again) == text
+
+
+def test_the_benchmark_grid_keeps_the_old_modular_mlp_run_ids():
+    # bench/modular_mlp_bench.yaml is the old sweeps/modular_mlp.yaml (renamed; a name is not
+    # part of a run id): the ids pinned from the flat spec code still hold for it.
+    spec = load_spec(SWEEPS.parent / "bench" / "modular_mlp_bench.yaml")
+    ids = sorted(run.run_id for run in grid.expand(spec))
+    assert (len(ids), _sha("\n".join(ids))) == (9, "e362ab49a8e96c8ef6ffa88dd7241e3ce08ddee9415b0cbf7c4388ef7bed4173")
