@@ -260,3 +260,12 @@ def test_a_sweep_with_claims_ends_with_their_verdicts(tmp_path, ray_local):
     assert result.exit_code == 0, result.output  # a failed claim is a finding, not a failed sweep
     assert "PASS  no run diverges: diverged 0" in result.stdout
     assert "FAIL  some run groks in 40 steps: grokking 0" in result.stdout and "claims: 1 passed, 1 failed" in result.stdout
+
+
+def test_changing_the_claims_of_a_trained_sweep_never_asks_to_retrain():
+    from grokgrid import folder
+
+    before, after = spec_from_dict(BASE), spec_with(*CLAIMS)
+    assert folder.spec_difference(before.to_dict(), after.to_dict()) == []
+    changed_training = spec_from_dict({**BASE, "training": {"steps": 77}, "expect": CLAIMS})
+    assert folder.spec_difference(before.to_dict(), changed_training.to_dict()) == ["training.steps"]
