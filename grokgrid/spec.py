@@ -25,7 +25,7 @@ from typing import Any, Mapping
 import yaml
 
 from grokgrid import spec_checks as check
-from grokgrid.criteria import PhaseCriteria
+from grokgrid.criteria import PhaseCriteria, written_fields
 from grokgrid.models import MODELS as MODEL_KINDS
 from grokgrid.models import ModelSpec
 from grokgrid.models.spec_base import ACTIVATION_NAMES as ACTIVATIONS  # noqa: F401 - part of spec's API
@@ -144,7 +144,9 @@ class SweepSpec:
         The task and model sections hold their kind's name and own parameters only, in the
         kind's field order: run ids are a hash of this, and dump_spec writes it out.
         """
-        return _plain(dataclasses.asdict(self))
+        data = dataclasses.asdict(self)
+        data["phases"] = written_fields(self.phases)  # a criterion added later: only when set
+        return _plain(data)
 
 
 def _plain(value: Any) -> Any:
@@ -319,7 +321,8 @@ def _phases(data: Mapping[str, Any]) -> PhasesSpec:
         budget = check.integer("phases.budget", budget)
         check.at_least("phases.budget", budget, 1)
     fractions = {}
-    for key, low_open in (("semi_min", True), ("semi_max", True), ("drop_min", False), ("plateau_window", True)):
+    for key, low_open in (("semi_min", True), ("semi_max", True), ("drop_min", False), ("plateau_window", True),
+                          ("plateau_rise_max", False)):
         value = check.number(f"phases.{key}", data.get(key, getattr(d, key)))
         if not ((0 < value) if low_open else (0 <= value)) or value > 1:
             raise SpecError(f"phases.{key}", f"must be in {'(0' if low_open else '[0'}, 1], got {value:g}", "use a fraction such as 0.5")

@@ -416,8 +416,11 @@ def test_criteria_validation_names_the_field(kwargs, field):
 
 def test_criteria_defaults_and_valid_edges():
     assert PhaseCriteria() == PhaseCriteria(
-        threshold=0.9, gap=1000, budget=None, semi_min=0.4, semi_max=0.9, drop_min=0.1, plateau_window=0.1
+        threshold=0.9, gap=1000, budget=None, semi_min=0.4, semi_max=0.9, drop_min=0.1, plateau_window=0.1,
+        plateau_rise_max=0.05,
     )
+    PhaseCriteria(plateau_rise_max=0.0)
+    PhaseCriteria(plateau_rise_max=1.0)
     PhaseCriteria(threshold=1.0, gap=0, budget=1)
     PhaseCriteria(semi_min=0.01, semi_max=1.0, drop_min=0.0, plateau_window=1.0)
     PhaseCriteria(drop_min=1.0, plateau_window=1e-6)
@@ -439,6 +442,11 @@ def test_criteria_defaults_and_valid_edges():
         ({"plateau_window": 0.0}, "plateau_window"),
         ({"plateau_window": 1.5}, "plateau_window"),
         ({"plateau_window": "0.1"}, "plateau_window"),
+        ({"plateau_rise_max": -0.01}, r"plateau_rise_max must be a number in \[0, 1\], got -0.01"),
+        ({"plateau_rise_max": 1.5}, "plateau_rise_max"),
+        ({"plateau_rise_max": NAN}, "plateau_rise_max"),
+        ({"plateau_rise_max": True}, "plateau_rise_max"),
+        ({"plateau_rise_max": "0.05"}, "plateau_rise_max"),
     ],
 )
 def test_new_criteria_validation_names_the_field(kwargs, field):
