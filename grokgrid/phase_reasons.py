@@ -35,11 +35,18 @@ def _detail_reason(cols: Mapping[str, np.ndarray], g: int, criteria: PhaseCriter
     detail, phase = cols["detail"][g], cols["phase"][g]
     thr = f"{criteria.threshold:g}"
     plateau = f"{cols['plateau_val_acc'][g]:.3g}"
-    if detail == "semi-grokking":
+    if detail == "semi-grokking" or cols["semi_rising"][g]:
+        rise = (
+            f"{cols['semi_rise'][g]:.3g} above val acc {cols['semi_ref'][g]:.3g} at step {int(cols['semi_mid'][g])}, "
+            f"half way from t_semi {int(cols['t_semi'][g])} to the end"
+        )
+        if detail != "semi-grokking":
+            return f"not semi-grokking: val acc still rising: plateau {plateau} is {rise} (> plateau_rise_max {criteria.plateau_rise_max:g})"
         return (
             f"semi-grokking: val acc reached {criteria.semi_min:g} at step {int(cols['t_semi'][g])}, "
             f"{int(cols['semi_delay'][g])} steps after train (>= {criteria.gap}), "
-            f"and plateaued at {plateau} (in [{criteria.semi_min:g}, {criteria.semi_max:g}))"
+            f"and plateaued at {plateau} (in [{criteria.semi_min:g}, {criteria.semi_max:g})), "
+            f"flat: {rise} (<= plateau_rise_max {criteria.plateau_rise_max:g})"
         )
     if not cols["t_drop_ok"][g] or phase not in ("grokking", "comprehension"):
         return ""

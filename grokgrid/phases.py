@@ -22,9 +22,17 @@ The phases follow Liu et al. 2022 ("Towards Understanding Grokking", Table 1) wi
 Reported beside the phase (column ``detail``, "" when none applies), from the later papers:
 
 * semi-grokking (Varma et al. 2023): a memorization run whose val accuracy rose late to a middling
-  plateau. ``t_semi`` = first step val acc ``>= semi_min``; the run is semi-grokking when
-  ``t_semi - t_train >= G`` (the same gap as grokking) and its plateau val accuracy lies in
-  ``[semi_min, semi_max)`` (defaults 0.4 and 0.9);
+  plateau and stayed flat there. ``t_semi`` = first step val acc ``>= semi_min``; the run is
+  semi-grokking when ``t_semi - t_train >= G`` (the same gap as grokking), its plateau val
+  accuracy lies in ``[semi_min, semi_max)`` (defaults 0.4 and 0.9) and the plateau is flat: at
+  most ``plateau_rise_max`` (default 0.05) above the val accuracy at ``t_mid = t_semi +
+  (last_step - t_semi) // 2``, half way from the jump to the end. That val accuracy is the mean
+  (NaNs skipped) over steps in ``[t_mid - plateau_window * (last_step - first_step), t_mid]``, a
+  window as wide as the plateau's; when that window holds no finite val acc (sparse, e.g.
+  log-spaced, logging), it reaches back to the last step ``<= t_mid`` with one. A curve still
+  rising at the end of the budget (Omnigrok digits: 0.45 at step 10k, 0.57 at 20k) is thus plain
+  memorization, while a jump has the first half of the steps after it to settle, and both ends
+  are window means, so that no single noisy eval decides;
 * ungrokking (Varma et al.) and misgrokking (Lyu et al. 2023): val accuracy reached ``T``, then
   fell below it at ``t_drop`` and stayed below to the last logged step, by at least ``drop_min``
   (peak val acc minus plateau val acc, default 0.1), while train accuracy stayed ``>= T`` from
@@ -244,12 +252,23 @@ def _label_table(
     semi_candidate = (phase == "memorization") & semi_ok  # memorization implies train_ok
     semi_delay = np.zeros(n_groups, dtype=np.int64)
     semi_delay[semi_candidate] = t_semi[semi_candidate] - t_train[semi_candidate]
-    semi = (
-        semi_candidate
-        & (semi_delay >= criteria.gap)
-        & (plateau >= criteria.semi_min)
-        & (plateau < criteria.semi_max)
-    )
+    # Flat: the plateau is at most plateau_rise_max above the val acc half way from t_semi to the
+    # last step (mean over a window as wide as the plateau's ending there, stretched back to the
+    # last finite val acc at or before t_mid when that window holds none, e.g. under log spacing).
+    from_semi, to_last = (np.where(semi_candidate, a, 0) for a in (t_semi, last_step))  # no overflow
+    t_mid = np.where(semi_candidate, from_semi + (to_last - from_semi) // 2, _MIN)
+    finite_val = np.isfinite(val_acc) & trusted
+    ref_last = _group_max(np.where(finite_val & (steps <= t_mid[codes]), steps, _MIN), codes, n_groups, _MIN)
+    ref_start = np.minimum(t_mid - criteria.plateau_window * span, ref_last.astype(np.float64))
+    in_ref = finite_val & semi_candidate[codes] & (steps >= ref_start[codes]) & (steps <= t_mid[codes])
+    n_ref = np.bincount(codes[in_ref], minlength=n_groups)
+    sum_ref = np.bincount(codes[in_ref], weights=val_acc[in_ref], minlength=n_groups)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ref = np.round(np.where(n_ref > 0, sum_ref / np.maximum(n_ref, 1), np.nan), 12)
+        rise = np.round(plateau - ref, 12)
+        shaped = semi_candidate & (semi_delay >= criteria.gap) & (plateau >= criteria.semi_min) & (plateau < criteria.semi_max)
+        flat = rise <= criteria.plateau_rise_max
+    semi = shaped & flat
 
     # The drop: the first step after the last one at or over the threshold (every later step,
     # NaNs included, is below it), when there is one.
@@ -295,6 +314,10 @@ def _label_table(
         "val_before_train": val_ok & (~train_ok | (t_val < t_train)),
         # For the reasons only:
         "semi_delay": semi_delay,
+        "semi_mid": t_mid,
+        "semi_ref": ref,
+        "semi_rise": rise,
+        "semi_rising": shaped & ~flat,
         "train_after": train_after,
         "fall": fall,
         "had_rows": had_rows,
