@@ -237,7 +237,7 @@ def criteria(spec: SweepSpec, overrides: Mapping[str, object] | None = None) -> 
 def classify(results: PathLike, out: PathLike | None = None, reporter: driver.Reporter | None = None, **overrides) -> pd.DataFrame:
     """Label every run (phases.classify) and write labels.parquet (or ``out``); returns the
     labels. Refused while any run's rows are damaged. ``overrides``: threshold, gap, budget,
-    semi_min, semi_max, drop_min, plateau_window (None keeps the spec's)."""
+    semi_min, semi_max, drop_min, plateau_window, plateau_rise_max (None keeps the spec's)."""
     sweep_dir = folder.existing(results)
     return _classify(sweep_dir, folder.frozen_spec(sweep_dir), overrides, out, reporter or driver.Reporter())
 

@@ -290,13 +290,14 @@ def classify(
     semi_max: Optional[float] = typer.Option(None, help="Semi-grokking: plateau below this (default: phases.semi_max)."),
     drop_min: Optional[float] = typer.Option(None, help="Un-/misgrokking: least val-accuracy drop (default: phases.drop_min)."),
     plateau_window: Optional[float] = typer.Option(None, help="Share of the last steps that makes the plateau (default: phases.plateau_window)."),
+    plateau_rise_max: Optional[float] = typer.Option(None, help="Semi-grokking: the plateau may be at most this above the val acc half way from the jump to the end (default: phases.plateau_rise_max)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write the labels here instead of <RESULTS>/labels.parquet (e.g. for a read-only folder)."),
 ) -> None:
     """Label every run comprehension / grokking / memorization / confusion (Liu et al.), with
     semi-grokking, ungrokking and misgrokking as details beside them. Writes labels.parquet."""
     with _refusals():
         api.classify(sweep_dir, out=out, reporter=_REPORTER, threshold=threshold, gap=gap, budget=budget, semi_min=semi_min,
-                     semi_max=semi_max, drop_min=drop_min, plateau_window=plateau_window)
+                     semi_max=semi_max, drop_min=drop_min, plateau_window=plateau_window, plateau_rise_max=plateau_rise_max)
 
 
 @app.command(cls=_Command)

@@ -24,6 +24,8 @@ class PhaseCriteria:
     drop_min        un/misgrokking: peak val acc - plateau val acc must be >= this, in [0, 1]
     plateau_window  fraction of a run's logged step range, at its end, averaged into the plateau
                     val acc, in (0, 1]
+    plateau_rise_max  semi-grokking: the plateau must be flat, i.e. at most this above the val acc
+                    half way from t_semi to the last step (phases.py says how), in [0, 1]
     """
 
     threshold: float = 0.9
@@ -33,6 +35,7 @@ class PhaseCriteria:
     semi_max: float = 0.9
     drop_min: float = 0.1
     plateau_window: float = 0.1
+    plateau_rise_max: float = 0.05
 
     def __post_init__(self) -> None:
         if not (_is_real(self.threshold) and 0.0 < self.threshold <= 1.0):  # False for NaN too
@@ -51,6 +54,8 @@ class PhaseCriteria:
             raise ValueError(f"drop_min must be a number in [0, 1], got {self.drop_min!r}")
         if not (_is_real(self.plateau_window) and 0.0 < self.plateau_window <= 1.0):
             raise ValueError(f"plateau_window must be a number in (0, 1], got {self.plateau_window!r}")
+        if not (_is_real(self.plateau_rise_max) and 0.0 <= self.plateau_rise_max <= 1.0):
+            raise ValueError(f"plateau_rise_max must be a number in [0, 1], got {self.plateau_rise_max!r}")
 
     def with_overrides(self, **overrides: object) -> "PhaseCriteria":
         """A copy with the given fields replaced; None means "keep" (a CLI option not given).
@@ -61,6 +66,21 @@ class PhaseCriteria:
         if unknown:
             raise ValueError(f"unknown criteria {unknown}; valid: {', '.join(self.__dataclass_fields__)}")
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+# Criteria added after results folders existed. A spec writes one only when it differs from its
+# default (SweepSpec.to_dict), so that the spec.yaml of every older sweep dumps exactly as before.
+ADDED_LATER = ("plateau_rise_max",)
+
+
+def written_fields(criteria: PhaseCriteria) -> dict[str, object]:
+    """The fields a spec's ``phases`` section writes out: all but ADDED_LATER ones at their default."""
+    default = PhaseCriteria()
+    return {
+        name: getattr(criteria, name)
+        for name in criteria.__dataclass_fields__
+        if not (name in ADDED_LATER and getattr(criteria, name) == getattr(default, name))
+    }
 
 
 def _is_real(x: object) -> bool:

@@ -22,9 +22,17 @@ The phases follow Liu et al. 2022 ("Towards Understanding Grokking", Table 1) wi
 Reported beside the phase (column ``detail``, "" when none applies), from the later papers:
 
 * semi-grokking (Varma et al. 2023): a memorization run whose val accuracy rose late to a middling
-  plateau. ``t_semi`` = first step val acc ``>= semi_min``; the run is semi-grokking when
-  ``t_semi - t_train >= G`` (the same gap as grokking) and its plateau val accuracy lies in
-  ``[semi_min, semi_max)`` (defaults 0.4 and 0.9);
+  plateau and stayed flat there. ``t_semi`` = first step val acc ``>= semi_min``; the run is
+  semi-grokking when ``t_semi - t_train >= G`` (the same gap as grokking), its plateau val
+  accuracy lies in ``[semi_min, semi_max)`` (defaults 0.4 and 0.9) and the plateau is flat: at
+  most ``plateau_rise_max`` (default 0.05) above the val accuracy at ``t_mid = t_semi +
+  (last_step - t_semi) // 2``, half way from the jump to the end. That val accuracy is the mean
+  (NaNs skipped) over steps in ``[t_mid - plateau_window * (last_step - first_step), t_mid]``, a
+  window as wide as the plateau's; when that window holds no finite val acc (sparse, e.g.
+  log-spaced, logging), it reaches back to the last step ``<= t_mid`` with one. A curve still
+  rising at the end of the budget (Omnigrok digits: 0.45 at step 10k, 0.57 at 20k) is thus plain
+  memorization, while a jump has the first half of the steps after it to settle, and both ends
+  are window means, so that no single noisy eval decides;
 * ungrokking (Varma et al.) and misgrokking (Lyu et al. 2023): val accuracy reached ``T``, then
   fell below it at ``t_drop`` and stayed below to the last logged step, by at least ``drop_min``
   (peak val acc minus plateau val acc, default 0.1), while train accuracy stayed ``>= T`` from
@@ -51,12 +59,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Iterable, Mapping
+from typing import Iterable
 
 import numpy as np
 import pandas as pd
 
 from grokgrid.criteria import PhaseCriteria
+from grokgrid.phase_reasons import reason as _reason
+from grokgrid.phase_reasons import reasons as _reasons
 
 PHASES = ("comprehension", "grokking", "memorization", "confusion", "diverged")
 # The `detail` column: labels reported beside the phase ("" when none applies). Each refines one
@@ -242,12 +252,23 @@ def _label_table(
     semi_candidate = (phase == "memorization") & semi_ok  # memorization implies train_ok
     semi_delay = np.zeros(n_groups, dtype=np.int64)
     semi_delay[semi_candidate] = t_semi[semi_candidate] - t_train[semi_candidate]
-    semi = (
-        semi_candidate
-        & (semi_delay >= criteria.gap)
-        & (plateau >= criteria.semi_min)
-        & (plateau < criteria.semi_max)
-    )
+    # Flat: the plateau is at most plateau_rise_max above the val acc half way from t_semi to the
+    # last step (mean over a window as wide as the plateau's ending there, stretched back to the
+    # last finite val acc at or before t_mid when that window holds none, e.g. under log spacing).
+    from_semi, to_last = (np.where(semi_candidate, a, 0) for a in (t_semi, last_step))  # no overflow
+    t_mid = np.where(semi_candidate, from_semi + (to_last - from_semi) // 2, _MIN)
+    finite_val = np.isfinite(val_acc) & trusted
+    ref_last = _group_max(np.where(finite_val & (steps <= t_mid[codes]), steps, _MIN), codes, n_groups, _MIN)
+    ref_start = np.minimum(t_mid - criteria.plateau_window * span, ref_last.astype(np.float64))
+    in_ref = finite_val & semi_candidate[codes] & (steps >= ref_start[codes]) & (steps <= t_mid[codes])
+    n_ref = np.bincount(codes[in_ref], minlength=n_groups)
+    sum_ref = np.bincount(codes[in_ref], weights=val_acc[in_ref], minlength=n_groups)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ref = np.round(np.where(n_ref > 0, sum_ref / np.maximum(n_ref, 1), np.nan), 12)
+        rise = np.round(plateau - ref, 12)
+        shaped = semi_candidate & (semi_delay >= criteria.gap) & (plateau >= criteria.semi_min) & (plateau < criteria.semi_max)
+        flat = rise <= criteria.plateau_rise_max
+    semi = shaped & flat
 
     # The drop: the first step after the last one at or over the threshold (every later step,
     # NaNs included, is below it), when there is one.
@@ -293,6 +314,10 @@ def _label_table(
         "val_before_train": val_ok & (~train_ok | (t_val < t_train)),
         # For the reasons only:
         "semi_delay": semi_delay,
+        "semi_mid": t_mid,
+        "semi_ref": ref,
+        "semi_rise": rise,
+        "semi_rising": shaped & ~flat,
         "train_after": train_after,
         "fall": fall,
         "had_rows": had_rows,
@@ -303,90 +328,6 @@ def _label_table(
         "train_loss": train_loss,
         "val_loss": val_loss,
     }
-
-
-# ----------------------------------------------------------------------------- reasons
-
-
-def _divergence_text(cols: Mapping[str, np.ndarray], g: int) -> str:
-    row = int(cols["div_row"][g])
-    parts = []
-    if cols["bad_train"][row]:
-        parts.append(f"train_loss={cols['train_loss'][row]}")
-    if cols["bad_val"][row]:
-        parts.append(f"val_loss={cols['val_loss'][row]}")
-    return f"loss diverged at step {int(cols['div_step'][g])} ({', '.join(parts)})"
-
-
-def _reason(cols: Mapping[str, np.ndarray], g: int, criteria: PhaseCriteria) -> str:
-    """A short sentence, with the numbers, saying why run ``g`` got its phase (and detail)."""
-    text = _phase_reason(cols, g, criteria)
-    extra = _detail_reason(cols, g, criteria)
-    return f"{text}; {extra}" if extra else text
-
-
-def _detail_reason(cols: Mapping[str, np.ndarray], g: int, criteria: PhaseCriteria) -> str:
-    detail, phase = cols["detail"][g], cols["phase"][g]
-    thr = f"{criteria.threshold:g}"
-    plateau = f"{cols['plateau_val_acc'][g]:.3g}"
-    if detail == "semi-grokking":
-        return (
-            f"semi-grokking: val acc reached {criteria.semi_min:g} at step {int(cols['t_semi'][g])}, "
-            f"{int(cols['semi_delay'][g])} steps after train (>= {criteria.gap}), "
-            f"and plateaued at {plateau} (in [{criteria.semi_min:g}, {criteria.semi_max:g}))"
-        )
-    if not cols["t_drop_ok"][g] or phase not in ("grokking", "comprehension"):
-        return ""
-    fell = (
-        f"val acc fell below {thr} at step {int(cols['t_drop'][g])} and stayed below "
-        f"(peak {cols['max_val_acc'][g]:.3g}, plateau {plateau})"
-    )
-    if detail == "ungrokking":
-        return f"ungrokking: after grokking, {fell} while train acc stayed >= {thr}"
-    if detail == "misgrokking":
-        return f"misgrokking: after generalising promptly, {fell} while train acc stayed >= {thr}"
-    # A drop that is not un/misgrokking: say why not, so that a reader can tune the criteria.
-    why = []
-    if not cols["train_after"][g] >= criteria.threshold:
-        why.append(f"train acc fell to {cols['train_after'][g]:.3g}")
-    if not cols["fall"][g] >= criteria.drop_min:
-        why.append(f"fall {cols['fall'][g]:.3g} < drop_min {criteria.drop_min:g}")
-    return f"{fell}; not un/misgrokking: {', '.join(why)}"
-
-
-def _phase_reason(cols: Mapping[str, np.ndarray], g: int, criteria: PhaseCriteria) -> str:
-    if not cols["last_step_ok"][g]:
-        if cols["had_rows"][g] and criteria.budget is not None:
-            return f"no logged steps within budget {criteria.budget}"
-        return "no logged steps"
-    phase = cols["phase"][g]
-    thr = f"{criteria.threshold:g}"
-    tt, tv, gap, last = (int(cols[k][g]) for k in ("t_train", "t_val", "gap", "last_step"))
-    if phase == "diverged":
-        return _divergence_text(cols, g)
-    if phase in ("grokking", "comprehension"):
-        op = ">=" if phase == "grokking" else "<"
-        if tv < tt:
-            return f"val acc reached {thr} at step {tv}, before train at step {tt}: gap {gap} {op} {criteria.gap}"
-        return f"train acc reached {thr} at step {tt}, val at step {tv}: gap {gap} {op} {criteria.gap}"
-    if phase == "memorization":
-        return (
-            f"train acc reached {thr} at step {tt}, val acc never did by step {last} "
-            f"(max {cols['max_val_acc'][g]:.3g})"
-        )
-    final_train = f"{cols['final_train_acc'][g]:.3g}"
-    if cols["t_val_ok"][g]:
-        # Liu's notebook would call this comprehension; train never fitted, so it is not.
-        return (
-            f"val acc reached {thr} at step {tv} but train acc never did by step {last} "
-            f"(final {final_train}): confusion, not comprehension"
-        )
-    return f"train acc never reached {thr} by step {last} (final {final_train})"
-
-
-def _reasons(cols: Mapping[str, np.ndarray], criteria: PhaseCriteria) -> list[str]:
-    # A Python loop, but over runs (not rows): ~10 ms for 10k runs.
-    return [_reason(cols, g, criteria) for g in range(len(cols["phase"]))]
 
 
 # ----------------------------------------------------------------------------- public API

@@ -26,7 +26,7 @@ import yaml
 
 from grokgrid import expectations
 from grokgrid import spec_checks as check
-from grokgrid.criteria import PhaseCriteria
+from grokgrid.criteria import PhaseCriteria, written_fields
 from grokgrid.expectations import Expectation
 from grokgrid.models import MODELS as MODEL_KINDS
 from grokgrid.models import ModelSpec
@@ -151,6 +151,7 @@ class SweepSpec:
         """
         data = _plain(dataclasses.asdict(dataclasses.replace(self, expect=())))
         del data["expect"]
+        data["phases"] = written_fields(self.phases)  # a criterion added later: only when set
         if self.expect:
             data["expect"] = [item.to_data() for item in self.expect]
         return data
@@ -328,7 +329,8 @@ def _phases(data: Mapping[str, Any]) -> PhasesSpec:
         budget = check.integer("phases.budget", budget)
         check.at_least("phases.budget", budget, 1)
     fractions = {}
-    for key, low_open in (("semi_min", True), ("semi_max", True), ("drop_min", False), ("plateau_window", True)):
+    for key, low_open in (("semi_min", True), ("semi_max", True), ("drop_min", False), ("plateau_window", True),
+                          ("plateau_rise_max", False)):
         value = check.number(f"phases.{key}", data.get(key, getattr(d, key)))
         if not ((0 < value) if low_open else (0 <= value)) or value > 1:
             raise SpecError(f"phases.{key}", f"must be in {'(0' if low_open else '[0'}, 1], got {value:g}", "use a fraction such as 0.5")

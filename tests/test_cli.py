@@ -169,6 +169,9 @@ def test_classify_overrides_and_report_axes(tiny_sweep):
     assert facet.exit_code == 2 and facet.stderr.startswith("error: --facet") and len(facet.stderr.strip().splitlines()) == 1
     semi = invoke("classify", sweep_dir, "--semi-min", "0.95")
     assert semi.exit_code == 2 and "semi_min" in semi.stderr
+    flat = invoke("classify", sweep_dir, "--plateau-rise-max", "2")
+    assert flat.exit_code == 2 and "plateau_rise_max must be a number in [0, 1], got 2.0" in flat.stderr
+    assert invoke("classify", sweep_dir, "--plateau-rise-max", "0").exit_code == 0
     invoke("classify", sweep_dir)  # leave the spec's labels for the other tests
 
 

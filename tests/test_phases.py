@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from grokgrid import store
@@ -261,7 +261,8 @@ def test_semi_grokking():
     assert lab.plateau_val_acc == pytest.approx(0.6)
     assert lab.reason == (
         "train acc reached 0.9 at step 100, val acc never did by step 5000 (max 0.6); semi-grokking: "
-        "val acc reached 0.4 at step 3000, 2900 steps after train (>= 1000), and plateaued at 0.6 (in [0.4, 0.9))"
+        "val acc reached 0.4 at step 3000, 2900 steps after train (>= 1000), and plateaued at 0.6 (in [0.4, 0.9)), "
+        "flat: 0 above val acc 0.6 at step 4000, half way from t_semi 3000 to the end (<= plateau_rise_max 0.05)"
     )
 
 
@@ -300,6 +301,103 @@ def test_plateau_window_skips_nan_and_scales_with_the_step_range():
     assert whole.plateau_val_acc == pytest.approx(0.35)
     assert math.isnan(curve([(0, 1.0, NAN)]).plateau_val_acc)
     assert math.isnan(curve([]).plateau_val_acc)
+
+
+# Omnigrok digits (alpha 8, wd 0.01, 20,000 steps): val acc 0.45 at step 10k, 0.57 at 20k, still
+# climbing. Both ways through those two points, on both logging schedules.
+LINEAR_STEPS = list(range(0, 20_001, 100))
+LOG_STEPS = sorted({int(s) for s in np.round(np.geomspace(10, 20_000, 60))})
+DIGITS_VAL = {
+    "linear in the step": lambda s: float(np.clip(0.45 + 0.12 * (s - 10_000) / 10_000, 0.05, 1.0)),
+    "linear in log step": lambda s: float(np.clip(0.45 + 0.12 * np.log2(max(s, 1) / 10_000), 0.05, 1.0)),
+}
+
+
+@pytest.mark.parametrize("shape", sorted(DIGITS_VAL))
+@pytest.mark.parametrize("steps", [LINEAR_STEPS, LOG_STEPS], ids=["linear logging", "log-spaced logging"])
+def test_val_still_rising_at_the_end_is_memorization_not_semi_grokking(shape, steps):
+    val = DIGITS_VAL[shape]
+    assert (val(10_000), val(20_000)) == (pytest.approx(0.45), pytest.approx(0.57))
+    lab = run(fits_at(200), val, steps=steps)
+    assert (lab.phase, lab.detail) == ("memorization", "")
+    # Every other part of the semi-grokking rule holds: only the flatness criterion says no.
+    assert lab.t_semi - lab.t_train >= 1000 and 0.4 <= lab.plateau_val_acc < 0.9
+    assert run(fits_at(200), val, steps=steps, criteria=PhaseCriteria(plateau_rise_max=1.0)).detail == "semi-grokking"
+    assert "not semi-grokking: val acc still rising: plateau " in lab.reason
+    assert lab.reason.endswith("(> plateau_rise_max 0.05)")
+
+
+def test_rising_reason_names_the_numbers():
+    val = lambda s: 0.1 if s < 1000 else 0.5 + 0.2 * (s - 1000) / 4000  # noqa: E731  0.5 -> 0.7
+    lab = run(fits_at(0), val)
+    # t_mid = 1000 + 4000 // 2 = 3000; its window is steps 2500..3000 (mean 0.5875); plateau 4500..5000 (0.6875).
+    assert lab.reason == (
+        "train acc reached 0.9 at step 0, val acc never did by step 5000 (max 0.7); not semi-grokking: val acc "
+        "still rising: plateau 0.688 is 0.1 above val acc 0.588 at step 3000, half way from t_semi 1000 to the end "
+        "(> plateau_rise_max 0.05)"
+    )
+    assert lab.detail == ""
+
+
+def sigmoid_jump(at, level, low=0.05, sharpness=9.0):
+    """A jump in log step, like the val curves of real runs (and bench/report.py's)."""
+    return lambda s: low + (level - low) / (1 + math.exp(-sharpness * (math.log10(max(s, 1)) - math.log10(at))))
+
+
+@pytest.mark.parametrize("steps", [LINEAR_STEPS, LOG_STEPS], ids=["linear logging", "log-spaced logging"])
+def test_delayed_smooth_jump_to_a_flat_plateau_is_semi_grokking(steps):
+    lab = run(fits_at(200), sigmoid_jump(3000, 0.6), steps=steps)
+    assert (lab.phase, lab.detail) == ("memorization", "semi-grokking")
+    assert lab.plateau_val_acc == pytest.approx(0.6, abs=0.005)
+    assert "flat: " in lab.reason and "(<= plateau_rise_max 0.05)" in lab.reason
+
+
+@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("steps", [LINEAR_STEPS, LOG_STEPS], ids=["linear logging", "log-spaced logging"])
+def test_noisy_but_flat_plateau_stays_semi_grokking(steps, seed):
+    rng = np.random.default_rng(seed)
+    noise = dict(zip(steps, rng.uniform(-0.06, 0.06, len(steps))))  # each eval off by up to 6 points
+    jump = sigmoid_jump(3000, 0.6)
+    lab = run(fits_at(200), lambda s: jump(s) + (noise[s] if s >= 3000 else 0.0), steps=steps)
+    assert (lab.phase, lab.detail) == ("memorization", "semi-grokking")
+
+
+def edge_curve(plateau):
+    """Val acc 0.1, then 0.5 from step 1000 (t_semi; t_mid = 3000, window 2500..3000), then
+    ``plateau`` over the plateau window (steps >= 4500)."""
+    return lambda s: 0.1 if s < 1000 else (0.5 if s < 4500 else plateau)
+
+
+@pytest.mark.parametrize(
+    "plateau, rise_max, detail",
+    [
+        (0.55, 0.05, "semi-grokking"),  # a rise of exactly plateau_rise_max is still flat
+        (0.56, 0.05, ""),
+        (0.56, 0.06, "semi-grokking"),
+        (0.5, 0.0, "semi-grokking"),  # 0: no rise at all
+        (0.51, 0.0, ""),
+        (0.3 + 0.3, 0.1, "semi-grokking"),  # 0.6 - 0.5 is 0.09999999999999998 before rounding
+        (0.4, 0.0, "semi-grokking"),  # a falling plateau is not a rising one
+    ],
+)
+def test_plateau_rise_max_edge_is_inclusive(plateau, rise_max, detail):
+    lab = run(fits_at(0), edge_curve(plateau), criteria=PhaseCriteria(plateau_rise_max=rise_max))
+    assert (lab.phase, lab.detail) == ("memorization", detail)
+    assert lab.plateau_val_acc == pytest.approx(plateau)
+
+
+def test_half_way_reference_reaches_back_when_its_window_is_empty():
+    # Sparse logging: t_semi 2000, t_mid 11000, window 9000..11000 holds no eval, so the
+    # reference is the eval at 4000, the last one before t_mid.
+    steps = [0, 100, 2000, 4000, 20_000]
+    for at_4000, detail in ((0.5, ""), (0.58, "semi-grokking")):
+        val = [0.1, 0.1, 0.5, at_4000, 0.6]
+        lab = classify_curve(steps, [1.0] * 5, val)
+        assert (lab.phase, lab.detail) == ("memorization", detail)
+        assert "at step 11000, half way from t_semi 2000" in lab.reason
+    # A NaN eval in the window does not count as one: the reference still reaches back.
+    lab = classify_curve([*steps, 10_000], [1.0] * 6, [0.1, 0.1, 0.5, 0.58, 0.6, NAN])
+    assert lab.detail == "semi-grokking" and "above val acc 0.58 at step 11000" in lab.reason
 
 
 def test_ungrokking():
@@ -416,8 +514,11 @@ def test_criteria_validation_names_the_field(kwargs, field):
 
 def test_criteria_defaults_and_valid_edges():
     assert PhaseCriteria() == PhaseCriteria(
-        threshold=0.9, gap=1000, budget=None, semi_min=0.4, semi_max=0.9, drop_min=0.1, plateau_window=0.1
+        threshold=0.9, gap=1000, budget=None, semi_min=0.4, semi_max=0.9, drop_min=0.1, plateau_window=0.1,
+        plateau_rise_max=0.05,
     )
+    PhaseCriteria(plateau_rise_max=0.0)
+    PhaseCriteria(plateau_rise_max=1.0)
     PhaseCriteria(threshold=1.0, gap=0, budget=1)
     PhaseCriteria(semi_min=0.01, semi_max=1.0, drop_min=0.0, plateau_window=1.0)
     PhaseCriteria(drop_min=1.0, plateau_window=1e-6)
@@ -439,6 +540,11 @@ def test_criteria_defaults_and_valid_edges():
         ({"plateau_window": 0.0}, "plateau_window"),
         ({"plateau_window": 1.5}, "plateau_window"),
         ({"plateau_window": "0.1"}, "plateau_window"),
+        ({"plateau_rise_max": -0.01}, r"plateau_rise_max must be a number in \[0, 1\], got -0.01"),
+        ({"plateau_rise_max": 1.5}, "plateau_rise_max"),
+        ({"plateau_rise_max": NAN}, "plateau_rise_max"),
+        ({"plateau_rise_max": True}, "plateau_rise_max"),
+        ({"plateau_rise_max": "0.05"}, "plateau_rise_max"),
     ],
 )
 def test_new_criteria_validation_names_the_field(kwargs, field):
@@ -648,6 +754,7 @@ def full_criteria(draw):
         semi_max=hi,
         drop_min=draw(st.sampled_from([0.0, 0.1, 0.5])),
         plateau_window=draw(st.sampled_from([0.05, 0.1, 0.5, 1.0])),
+        plateau_rise_max=draw(st.sampled_from([0.0, 0.05, 0.2, 1.0])),
     )
 
 
@@ -680,7 +787,13 @@ def reference_details(steps, train, val, tl, vl, crit):
     if not bad and t_train is not None:
         if t_val is None:
             if t_semi is not None and t_semi - t_train >= crit.gap and crit.semi_min <= plateau < crit.semi_max:
-                detail = "semi-grokking"
+                t_mid = t_semi + (last - t_semi) // 2
+                finite = [(s, b) for s, _, b, _, _ in rows if s <= t_mid and math.isfinite(b)]
+                half = [b for s, b in finite if s >= t_mid - crit.plateau_window * float(last - first)]
+                if not half:  # no eval in the window: the last one before it
+                    half = [b for s, b in finite if s == finite[-1][0]]
+                if round(plateau - round(sum(half) / len(half), 12), 12) <= crit.plateau_rise_max:
+                    detail = "semi-grokking"
         elif t_drop is not None:
             train_after = [a for s, a, _, _, _ in trusted if s >= t_drop and math.isfinite(a)]
             if train_after and min(train_after) >= crit.threshold and round(peak - plateau, 12) >= crit.drop_min:
@@ -697,8 +810,9 @@ def shaped_curves(draw):
     level = st.sampled_from([0.0, 0.1, 0.3, 0.4, 0.5, 0.6, 0.9, 0.95, 1.0])
     low, high, after = draw(level), draw(level), draw(level)
     train_after = draw(st.sampled_from([1.0, 1.0, 0.5]))
+    slope = draw(st.sampled_from([0.0, 0.0, 0.002, 0.005]))  # a plateau that keeps rising, or not
     train = [0.1 if s < t1 else (1.0 if s < t3 else train_after) for s in steps]
-    val = [low if s < t2 else (high if s < t3 else after) for s in steps]
+    val = [low if s < t2 else (min(1.0, high + slope * (s - t2)) if s < t3 else after) for s in steps]
     return steps, train, val, None, None
 
 
@@ -720,6 +834,64 @@ def test_property_details_follow_their_definitions(c, crit):
         later = [v for s, v in zip(steps, val) if s >= lab.t_drop and (crit.budget is None or s <= crit.budget)]
         assert not any(v >= crit.threshold for v in later)
         assert lab.t_val is not None and lab.t_drop > lab.t_val
+
+
+@st.composite
+def semi_shaped(draw, slope=None, noise=None, jump_by=1.0):
+    """Curves that are semi-grokking but for the flatness, often: train fits at t1, val jumps at
+    t2 >= t1 + 100 (and <= jump_by * the last step) to a level in [0.4, 0.85] and then stays,
+    rises (slope) or jitters (noise); linear or geometric logging up to step 1000..3000 (random
+    curves almost never get this far)."""
+    last = draw(st.integers(1000, 3000))
+    if draw(st.booleans()):
+        steps = sorted(draw(st.sets(st.integers(0, last), min_size=5, max_size=60)) | {last})
+    else:
+        steps = sorted({int(s) for s in np.round(np.geomspace(1, last, draw(st.integers(5, 60))))})
+    t1 = draw(st.integers(0, 200))
+    t2 = draw(st.integers(t1 + 100, max(t1 + 100, int(jump_by * last))))
+    level = draw(st.sampled_from([0.4, 0.45, 0.5, 0.6, 0.7, 0.85]))
+    slope = draw(st.sampled_from([0.0, 0.0, 2e-5, 1e-4, 3e-4])) if slope is None else slope
+    noise = draw(st.sampled_from([0.0, 0.0, 0.02, 0.05])) if noise is None else noise
+    jitter = draw(st.lists(st.floats(-1.0, 1.0), min_size=len(steps), max_size=len(steps)))
+    train = [0.1 if s < t1 else 1.0 for s in steps]
+    val = [0.05 if s < t2 else min(0.89, max(0.0, level + slope * (s - t2) + noise * j)) for s, j in zip(steps, jitter)]
+    return steps, train, val, t1, t2, level
+
+
+@settings(database=None, max_examples=150, deadline=None)
+@given(c=semi_shaped(), gap=st.integers(0, 100), window=st.sampled_from([0.05, 0.1, 0.3]),
+       rise_max=st.sampled_from([0.0, 0.02, 0.05, 0.1]))
+def test_property_semi_grokking_follows_its_definition(c, gap, window, rise_max):
+    steps, train, val, _, _, _ = c
+    crit = PhaseCriteria(gap=gap, plateau_window=window, plateau_rise_max=rise_max)
+    lab = classify_curve(steps, train, val, criteria=crit)
+    assert (lab.t_semi, lab.detail) == reference_details(steps, train, val, None, None, crit)[::3]
+    assert ("still rising" in lab.reason) == (lab.detail == "" and lab.t_semi is not None and lab.t_semi - lab.t_train >= gap
+                                              and crit.semi_min <= lab.plateau_val_acc < crit.semi_max)
+    # A looser tolerance never takes semi-grokking away (1 is the rule without flatness).
+    looser = classify_curve(steps, train, val, criteria=PhaseCriteria(gap=gap, plateau_window=window, plateau_rise_max=1.0))
+    assert lab.detail != "semi-grokking" or looser.detail == "semi-grokking"
+
+
+@settings(database=None, max_examples=100, deadline=None)
+@given(c=semi_shaped(slope=0.0, noise=0.0, jump_by=0.8), rise=st.floats(0.2, 0.3), n_tail=st.integers(3, 40))
+def test_property_a_steadily_rising_tail_unmakes_semi_grokking(c, rise, n_tail):
+    steps, train, val, t1, t2, level = c
+    assume(level + rise < 0.89)  # below the threshold and semi_max (with room for rounding): only the rise says no
+    logged = lambda t: next(s for s in steps if s >= t)  # noqa: E731  t_train, t_semi as logged
+    crit = PhaseCriteria(gap=logged(t2) - logged(t1))
+    # A flat level from before the plateau window (steps >= 0.9 * last) on: semi-grokking.
+    assert classify_curve(steps, train, val, criteria=crit).detail == "semi-grokking"
+    # Train as long again, val climbing linearly from its level by `rise`: the plateau (last 10%
+    # of the steps) is then >= 0.8 * rise above the level, the val acc half way from t_semi at
+    # most 0.5 * rise: a rise of >= 0.06 > plateau_rise_max.
+    last = steps[-1]
+    tail = sorted({last + round(last * (k + 1) / n_tail) for k in range(n_tail)})
+    longer = classify_curve(
+        steps + tail, train + [1.0] * len(tail), val + [level + rise * (s - last) / last for s in tail], criteria=crit
+    )
+    assert (longer.phase, longer.detail) == ("memorization", "")
+    assert "not semi-grokking: val acc still rising" in longer.reason
 
 
 @settings(database=None, max_examples=40, deadline=None)

@@ -54,6 +54,19 @@ def test_dump_and_reload_is_identity(tmp_path):
     assert load_spec(path) == spec
 
 
+def test_a_phases_criterion_added_later_is_dumped_only_when_set():
+    # Older results folders' spec.yaml, and the pinned dumps (test_run_id_pins), lack
+    # plateau_rise_max: at its default it is left out, so that they dump as before.
+    plain = spec_from_dict(MINIMAL)
+    assert "plateau_rise_max" not in dump_spec(plain) and plain.phases.plateau_rise_max == 0.05
+    assert "plateau_window: 0.1" in dump_spec(plain)
+    for value in (0.0, 0.1, 1.0):
+        spec = spec_from_dict(spec_with(phases={"plateau_rise_max": value}))
+        text = dump_spec(spec)
+        assert f"  plateau_rise_max: {value}\n" in text
+        assert spec_from_dict(parse_yaml(text)) == spec
+
+
 def test_yaml_scientific_notation_without_dot_is_a_number(tmp_path):
     # PyYAML reads 1e-3 as the string "1e-3"; researchers write it that way.
     path = tmp_path / "s.yaml"
@@ -95,6 +108,8 @@ def test_swept_axes_exclude_seed():
         (spec_with(model={"activation": True}), "model.activation", "unknown value"),
         (spec_with(phases={"threshold": 1.5}), "phases.threshold", "(0, 1]"),
         (spec_with(phases={"budget": 10**9}), "phases.budget", "exceeds"),
+        (spec_with(phases={"plateau_rise_max": -0.1}), "phases.plateau_rise_max", "[0, 1]"),
+        (spec_with(phases={"plateau_rise_max": "flat"}), "phases.plateau_rise_max", "expected a number"),
         (spec_with(training={"eps": 0}), "training.eps", "> 0"),
         (spec_with(training={"betas": [0.9]}), "training.betas", "two numbers"),
         (spec_with(training={"steps": 100, "eval_every": 500}), "training.eval_every", "eval_every 500 exceeds training.steps 100"),
