@@ -24,7 +24,7 @@ from typing import Mapping
 import pandas as pd
 
 from grokgrid import completion, driver, folder, grid, phases, store
-from grokgrid import verify as verdicts_of
+from grokgrid import verdicts as verdicts_of
 from grokgrid.lock import Holder
 from grokgrid.lock import holder as lock_holder
 from grokgrid.refusal import Refused

@@ -14,7 +14,7 @@ Each item states one claim (``claim``, and optionally ``source``), may restrict 
 - ``leads``: {metric, ahead_of, threshold: 0.9, min_share: 1.0}: a metric reaches the threshold
   no later than another one (commutativity before val accuracy).
 
-This module parses and validates (standard library only: spec.py loads it); verify.py computes
+This module parses and validates (standard library only: spec.py loads it); verdicts.py computes
 the verdicts. A claim is the paper's, written before looking at the results: the vocabulary has
 no knob that turns a failed check into a pass after the fact.
 """

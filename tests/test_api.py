@@ -142,3 +142,12 @@ def test_the_readmes_reading_example_runs_on_a_results_folder(tmp_path, monkeypa
     exec(compile(_readme_block("api-read"), "README.md", "exec"), namespace)  # noqa: S102
     assert namespace["table"].shape[0] == 4 and namespace["curve"].index.name == "step"
     assert (tmp_path / "strict.parquet").is_file() and (tmp_path / "diagram.html").is_file()
+
+
+def test_every_api_name_stays_the_function_once_the_library_is_loaded():
+    # A submodule named like an API function would shadow it (``import grokgrid.x`` sets the
+    # package attribute x to the module): each name must still be the api's after every import.
+    code = ("import grokgrid, grokgrid.api, grokgrid.cli, grokgrid.report; from grokgrid import api; "
+            "print([n for n in grokgrid._API if getattr(grokgrid, n) is not getattr(api, n)])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -1,4 +1,4 @@
-"""The ``expect:`` section (expectations.py) and its verdicts (verify.py): parsing with one-line
+"""The ``expect:`` section (expectations.py) and its verdicts (verdicts.py): parsing with one-line
 errors, round trips through spec.yaml, and verdicts on hand-made run tables that PASS when the
 claim holds and FAIL when the runs contradict it."""
 
@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from grokgrid import expectations as ex
-from grokgrid import store, verify
+from grokgrid import store, verdicts
 from grokgrid.spec import HYPERPARAMETERS, SpecError, dump_spec, parse_yaml, spec_from_dict
 
 BASE = {"name": "claims", "grid": {"decoder_wd": [0.0, 0.1, 1.0], "seed": [0, 1]}}
@@ -107,8 +107,8 @@ def runs_table(rows) -> pd.DataFrame:
     return frame.assign(decoder_lr=1e-3, t_train=100, detail=None, final_val_acc=np.where(frame["t_val"].notna(), 1.0, 0.1))
 
 
-def check(claim, table, metrics=None) -> verify.Verdict:
-    (verdict,) = verify.verdicts(spec_with(claim).expect, table, metrics)
+def check(claim, table, metrics=None) -> verdicts.Verdict:
+    (verdict,) = verdicts.verdicts(spec_with(claim).expect, table, metrics)
     return verdict
 
 
@@ -162,12 +162,12 @@ def test_a_fit_reports_slope_and_r2_and_fails_on_scatter_or_too_few_points():
     law = [int(1e3 * (1 + math.log(a) / w)) for a, w in zip(alphas, wds)]  # t_val * lr = 1 + log(alpha) / wd
     table = runs_table([(w, a, "grokking", t) for w, a, t in zip(wds, alphas, law)])
     spec = spec_from_dict({"name": "fit", "grid": {"decoder_wd": [0.1, 1.0], "init_scale": alphas}, "expect": [CLAIMS[3]]})
-    (verdict,) = verify.verdicts(spec.expect, table)
+    (verdict,) = verdicts.verdicts(spec.expect, table)
     assert verdict.passed and "R^2 1.000" in verdict.measured and "= 1 * (" in verdict.measured
     scattered = table.assign(t_val=[5000, 100, 2000, 9000, 300, 4000])
-    (verdict,) = verify.verdicts(spec.expect, scattered)
+    (verdict,) = verdicts.verdicts(spec.expect, scattered)
     assert not verdict.passed
-    (verdict,) = verify.verdicts(spec.expect, table.assign(t_val=[None, None, None, None, 1000, 2000]))
+    (verdict,) = verdicts.verdicts(spec.expect, table.assign(t_val=[None, None, None, None, 1000, 2000]))
     assert not verdict.passed and "too few to fit" in verdict.measured
 
 
@@ -196,7 +196,7 @@ def test_run_table_joins_labels_hyperparameters_and_final_metrics():
     labels = pd.DataFrame({"run_id": ["a", "b"], "phase": ["grokking", "confusion"], "final_val_acc": [1.0, 0.2]})
     hyper = pd.DataFrame({"run_id": ["a", "b"], **{h: [0.1, 0.2] for h in HYPERPARAMETERS}})
     metrics = pd.DataFrame({"run_id": ["a", "a", "b"], "step": [0, 10, 0], "rqi": [0.1, 0.9, 0.3], "val_acc": [0.0, 1.0, 0.2]})
-    table = verify.run_table(labels, hyper, metrics)
+    table = verdicts.run_table(labels, hyper, metrics)
     assert table.set_index("run_id")["final_rqi"].to_dict() == {"a": 0.9, "b": 0.3}
     assert list(table["final_val_acc"]) == [1.0, 0.2] and list(table["decoder_wd"]) == [0.1, 0.2]
 

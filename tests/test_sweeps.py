@@ -68,9 +68,9 @@ def _contradicting_table(spec, claim):
 
 @pytest.mark.parametrize("path", CLAIMED, ids=lambda p: p.stem)
 def test_every_shipped_claim_fails_on_runs_that_contradict_it(path):
-    from grokgrid import verify
+    from grokgrid import verdicts
 
     spec = load_spec(path)
     for claim in spec.expect:
-        (verdict,) = verify.verdicts((claim,), _contradicting_table(spec, claim))
+        (verdict,) = verdicts.verdicts((claim,), _contradicting_table(spec, claim))
         assert not verdict.passed, f"{path.name}: {claim.claim!r} passed on contradicting runs: {verdict.measured}"

@@ -104,7 +104,7 @@ def render_report(
 ) -> str:
     """The whole report as one self-contained HTML document (plotly.js inlined once).
 
-    ``verdicts``: the spec's claims checked on these runs (verify.Verdict), shown at the top
+    ``verdicts``: the spec's claims checked on these runs (verdicts.Verdict), shown at the top
     (provisional while ``unfinished`` runs are not finished).
 
     ``axes``: the two hyperparameters of the phase diagram (default: the first two swept);

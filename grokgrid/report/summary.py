@@ -81,7 +81,7 @@ def summary_html(runs: pd.DataFrame, labels: pd.DataFrame, meta: Mapping[str, ob
 
 
 def claims_html(verdicts: Sequence | None, unfinished: int = 0) -> str:
-    """The Claims section: one row per verdict of the spec's claims (verify.Verdict: claim,
+    """The Claims section: one row per verdict of the spec's claims (verdicts.Verdict: claim,
     source, passed, measured, expected, runs); empty when the spec states none."""
     if not verdicts:
         return ""
