@@ -24,7 +24,8 @@ SWEEP_PINS = {
     "liu_decoder_wd": (90, "456b396526bfa6813a74fc6b065430cd2dcb21f37df4075db06e2364c7031f08", "c3c52b471e07c5e7667e51c543265f3c04e3d88d5a5694b4aadfa8bb02764e37"),
     "liu_fraction": (40, "99d3b865462a2a834c38cf97e8ac6d4321bbb5c0bcddd0e205c1504c8f24be60", "7e74cef0dd81748d90bb0f47444bc8552844a0165e84f368cb62047295e968b8"),
     "lyu_matrix": (8, "d656ed00edd3127b897e8f730402c7403b2718bc927497ac4445ae510df7cb72", "c79b712a4732a75a09581230cac5bb71b9787a206feab8769755b25087de6599"),
-    "lyu_sparse": (9, "78a8f96010829af1f3cf93a097ca0f8bb2ac392c81c3e7d56bd01cbc6491aeab", "8be1c00a0f5196590ec7b487fdf6830a113b4f02d428fc23846109e4b8a27fde"),
+    # its claims (expect:) were added later: the run ids are the first pin's, the dump is new
+    "lyu_sparse": (9, "78a8f96010829af1f3cf93a097ca0f8bb2ac392c81c3e7d56bd01cbc6491aeab", "2159a37ef3676b6abd6698838aa955480569df7072a79e2b4c802495502a1fe2"),
     # replaced by a grid that shows phases (issue 16); the old grid is bench/modular_mlp_bench.yaml
     "modular_mlp": (30, "659218be35b921cf0ddee2ac09e8aa4780e7e84494409bef892fcc1a39e7730b", "d97d1b43c671e000a35515097ce4258ea895aeb06303e81f9cd560f92115224b"),
     "nanda_transformer": (6, "c808ac6194efb02accec70ef1c02a8cac57b8738890810635c3b64ddb1929fe9", "e8bd33ab21f8d91d25c967e43f6b5a2dd1f538bfef9ef3d6cda3de5a24853211"),
