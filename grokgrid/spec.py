@@ -151,6 +151,7 @@ class SweepSpec:
         """
         data = _plain(dataclasses.asdict(dataclasses.replace(self, expect=())))
         del data["expect"]
+        data["task"], data["model"] = _plain(self.task.written()), _plain(self.model.written())
         data["phases"] = written_fields(self.phases)  # a criterion added later: only when set
         if self.expect:
             data["expect"] = [item.to_data() for item in self.expect]

@@ -25,10 +25,14 @@ def parameter(
     above: float | None = None,
     choices: tuple[str, ...] | None = None,
     parse: Callable[[str, Any], Any] | None = None,
+    added_later: bool = False,
 ) -> Any:
     """A kind's parameter: ``minimum`` (>=) or ``above`` (>) bounds a number, ``choices`` a text;
-    ``parse(where, value)`` reads a value that is none of a bool, a number or a choice."""
-    return field(default=default, metadata={"minimum": minimum, "above": above, "choices": choices, "parse": parse})
+    ``parse(where, value)`` reads a value that is none of a bool, a number or a choice.
+    ``added_later``: a parameter that came after runs were already made; written out (and so
+    part of run ids) only when it differs from its default, so older runs keep their ids."""
+    return field(default=default, metadata={"minimum": minimum, "above": above, "choices": choices, "parse": parse,
+                                            "added_later": added_later})
 
 
 def tag(name: str) -> Any:
@@ -57,6 +61,14 @@ class Kind:
 
     def check(self) -> None:
         """Checks that span parameters; raise a SpecError naming the field to fix."""
+
+    def written(self) -> dict[str, Any]:
+        """The section as a spec writes it: every field but an added-later one at its default."""
+        return {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if not (f.metadata.get("added_later") and getattr(self, f.name) == f.default)
+        }
 
 
 def _read(where: str, spec_field: dataclasses.Field, value: Any) -> Any:

@@ -288,3 +288,37 @@ def test_batched_forward_and_gradients_equal_a_plain_per_run_reference(name):
     torch.testing.assert_close(outputs.detach(), expected.detach(), rtol=1e-12, atol=1e-12)
     for got, want in zip(grads, [p.grad for p in model.parameters()], strict=True):
         torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+
+
+def test_the_nanda_init_draws_the_reference_scales_and_torch_stays_the_default():
+    from grokgrid.models import transformer_spec
+    from grokgrid.models.transformer import INITS, Transformer
+
+    assert transformer_spec.TransformerSpec.__dataclass_fields__["init"].metadata["choices"] == INITS
+    kw = dict(n_vocab=114, n_ctx=3, out_dim=113, seeds=[0, 1], init_scales=[1.0, 1.0], dtype=torch.float64)
+    nanda, torch_init = Transformer(**kw, init="nanda"), Transformer(**kw)
+    block = nanda.blocks[0]
+    for weight in (nanda.token_embedding, nanda.pos_embedding, block.w_q, block.w_k, block.w_v, block.w_o, block.w_in, block.w_out):
+        assert abs(weight[0].std().item() * math.sqrt(128) - 1) < 0.15, weight.shape
+    assert abs(nanda.unembed[0].std().item() * math.sqrt(114) - 1) < 0.05
+    assert not block.b_in.any() and not block.b_out.any()
+    assert abs(torch_init.token_embedding[0].std().item() - 1) < 0.05  # PyTorch's N(0, 1)
+    assert not torch.equal(nanda.token_embedding[0], nanda.token_embedding[1])  # each run its own draws
+    with pytest.raises(ValueError, match="init must be one of torch, nanda"):
+        Transformer(**kw, init="xavier")
+
+
+def test_at_step_0_the_nanda_init_starts_where_nandas_saved_runs_start():
+    # Nanda et al.'s saved runs (p = 113, 1 layer, d_model 128) have test loss 4.76-4.78 at step
+    # 0 at every fraction; PyTorch's default init starts near 5.0 (its embeddings are 11x larger).
+    from grokgrid import grid, train
+    from grokgrid.spec import spec_from_dict
+
+    losses = {}
+    for init in ("nanda", "torch"):
+        spec = spec_from_dict({"name": "n", "task": {"name": "modular", "p": 113}, "model": {"name": "transformer", "init": init},
+                               "training": {"steps": 1, "precision": "float64"}, "grid": {"train_fraction": [0.3], "seed": [0, 1, 2]}})
+        state = train.build_pack(spec, grid.expand(spec))
+        losses[init] = train.evaluate(state)["val_loss"]
+    assert all(4.70 < v < 4.85 for v in losses["nanda"].tolist()), losses
+    assert all(v > 4.9 for v in losses["torch"].tolist()), losses

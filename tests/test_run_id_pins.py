@@ -28,7 +28,8 @@ SWEEP_PINS = {
     "lyu_sparse": (9, "78a8f96010829af1f3cf93a097ca0f8bb2ac392c81c3e7d56bd01cbc6491aeab", "2159a37ef3676b6abd6698838aa955480569df7072a79e2b4c802495502a1fe2"),
     # replaced by a grid that shows phases (issue 16); the old grid is bench/modular_mlp_bench.yaml
     "modular_mlp": (30, "659218be35b921cf0ddee2ac09e8aa4780e7e84494409bef892fcc1a39e7730b", "d97d1b43c671e000a35515097ce4258ea895aeb06303e81f9cd560f92115224b"),
-    "nanda_transformer": (6, "c808ac6194efb02accec70ef1c02a8cac57b8738890810635c3b64ddb1929fe9", "e8bd33ab21f8d91d25c967e43f6b5a2dd1f538bfef9ef3d6cda3de5a24853211"),
+    # Nanda's own init and warm-up, wd 1 only (issue 21): a new recipe, so new run ids
+    "nanda_transformer": (3, "0c8bc5cad9d4eee272dc74fe9ab3aeae3c00b48051df24d069c81aba30b1a916", "64e11e943e0d8747dd0cc6e2d5c87b9ece470e79a448da21cec3e0aeb3acc726"),
     "omnigrok_digits": (9, "f2ca0a810146ad3bf5134db7f7736ea4f5ce98083d61ea6e428673d0e3cc0220", "d88e97c76cf1698bbaa55f7080c201ee466fc4fae2202eb391c98fecba0b2a2a"),
     "power_transformer": (18, "849fb51af17f7329b18c9635da161ab02cea4c2fa2e58845acb6fef2b1389c24", "f1a0e059fc3b58e28c0944e1b8253c9513fe7b15f5176887ec0811f68531a2dc"),
     "quickstart": (16, "b2847fd817807de6f631361be3747e981f0566dc82506db7411a3a8017cfcbd1", "73b1d13791319f597be9aa2aef1b34a433823331c80ba5ef6506478bf31cd451"),

@@ -364,3 +364,19 @@ def test_each_kind_is_registered_under_its_name():
             assert kind().name == name == kind.from_data({}).name
     for task in TASKS.values():
         assert task.models and set(task.models) <= set(MODELS)
+
+
+def test_the_transformer_init_is_written_only_when_it_is_not_the_default():
+    # init came after transformer runs existed: at its default it is left out of the dump, so
+    # their run ids stay; "nanda" is written, round-trips, and is another recipe.
+    from grokgrid import grid
+
+    base = {"name": "t", "task": {"name": "modular", "p": 11}, "model": {"name": "transformer"}}
+    plain = spec_from_dict(base)
+    torch_init = spec_from_dict({**base, "model": {"name": "transformer", "init": "torch"}})
+    nanda = spec_from_dict({**base, "model": {"name": "transformer", "init": "nanda"}})
+    assert "init" not in plain.to_dict()["model"] and dump_spec(torch_init) == dump_spec(plain)
+    assert "init: nanda" in dump_spec(nanda) and spec_from_dict(parse_yaml(dump_spec(nanda))) == nanda
+    assert grid.expand(plain)[0].run_id == grid.expand(torch_init)[0].run_id != grid.expand(nanda)[0].run_id
+    with pytest.raises(SpecError, match=r"^model\.init: unknown value 'xavier'; use one of torch, nanda$"):
+        spec_from_dict({**base, "model": {"name": "transformer", "init": "xavier"}})

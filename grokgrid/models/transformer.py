@@ -9,11 +9,14 @@ token embedding + learned positional embedding; per layer, x += Attn(LN(x)) with
 multi-head attention (no biases in q, k, v, o), then x += MLP(LN(x)) (W_in, b_in, activation,
 W_out, b_out); a final LN; an unembedding without bias. No dropout.
 
-Init: alpha times PyTorch's defaults, per run from its own seed (``derive_seed(seed, "init")``,
-float64 draws then cast): embeddings N(0, 1) (nn.Embedding), every linear weight and bias
-U[-1/sqrt(fan_in), 1/sqrt(fan_in)] (nn.Linear), LayerNorm weight 1 and bias 0 (times alpha).
-(Nanda et al.'s code draws every matrix N(0, 1/d_model) instead; we keep PyTorch's defaults
-so that alpha means what it means in Omnigrok.)
+Init: alpha times one of two schemes, per run from its own seed (``derive_seed(seed, "init")``,
+float64 draws then cast). ``init="torch"`` (the default, so that alpha means what it means in
+Omnigrok): PyTorch's defaults, embeddings N(0, 1) (nn.Embedding), every linear weight and bias
+U[-1/sqrt(fan_in), 1/sqrt(fan_in)] (nn.Linear), LayerNorm weight 1 and bias 0. ``init="nanda"``:
+Nanda et al.'s reference code (progress-measures-paper, transformers.py): every matrix,
+embeddings included, N(0, 1/d_model) (W_out too: the reference uses d_model, not d_mlp), the
+unembedding N(0, 1/n_vocab), biases 0. The torch init's embeddings are 11x larger, and a large
+init delays grokking (issue 21).
 
 The token and positional embeddings are the representation; everything else is the decoder.
 ``embed(tokens)`` -> [K, N, L, d_model] and ``features(embedded, layer)`` -> [K, N, d_model]
@@ -36,6 +39,7 @@ from torch import nn
 from grokgrid.models.base import ACTIVATIONS, RunInit, check_activation, check_runs
 
 LN_EPS = 1e-5
+INITS = ("torch", "nanda")  # transformer_spec.TransformerSpec.init names the same schemes
 
 
 def _matmul(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -80,8 +84,18 @@ class _Block(nn.Module):
         self.w_in, self.b_in = param(d_model, d_mlp), param(d_mlp)
         self.w_out, self.b_out = param(d_mlp, d_model), param(d_model)
 
-    def init_run(self, run: int, draws: RunInit) -> None:
+    def init_run(self, run: int, draws: RunInit, init: str = "torch") -> None:
         d_model, d_mlp = self.w_in.shape[1:]
+        if init == "nanda":  # the reference's draws, in its order: W_K, W_Q, W_V, W_O, W_in, b_in, W_out, b_out
+            for weight in (self.w_k, self.w_q, self.w_v, self.w_o, self.w_in):
+                weight[run] = draws.normal(weight.shape[1:], 1 / math.sqrt(d_model))
+            self.b_in[run] = draws.constant(self.b_in.shape[1:], 0.0)
+            self.w_out[run] = draws.normal(self.w_out.shape[1:], 1 / math.sqrt(d_model))  # 1/sqrt(d_model), as the reference
+            self.b_out[run] = draws.constant(self.b_out.shape[1:], 0.0)
+            for norm in (self.ln1, self.ln2):
+                if norm is not None:
+                    norm.init_run(run, draws)
+            return
         if self.ln1 is not None:
             self.ln1.init_run(run, draws)
         for weight in (self.w_q, self.w_k, self.w_v, self.w_o):
@@ -137,9 +151,12 @@ class Transformer(nn.Module):
         layer_norm: bool = False,
         activation: str = "relu",
         dtype: torch.dtype = torch.float32,
+        init: str = "torch",
     ):
         super().__init__()
         self.n_runs = k = check_runs(seeds, init_scales)
+        if init not in INITS:
+            raise ValueError(f"init must be one of {', '.join(INITS)}, got {init!r}")
         if n_layers < 1:
             raise ValueError(f"n_layers must be at least 1, got {n_layers}")
         if d_model % n_heads:
@@ -156,13 +173,17 @@ class Transformer(nn.Module):
         with torch.no_grad():
             for run, (seed, scale) in enumerate(zip(seeds, init_scales)):
                 draws = RunInit(seed, scale, dtype)
-                self.token_embedding[run] = draws.normal(self.token_embedding.shape[1:])
-                self.pos_embedding[run] = draws.normal(self.pos_embedding.shape[1:])
+                embedding_std = 1 / math.sqrt(d_model) if init == "nanda" else 1.0
+                self.token_embedding[run] = draws.normal(self.token_embedding.shape[1:], embedding_std)
+                self.pos_embedding[run] = draws.normal(self.pos_embedding.shape[1:], embedding_std)
                 for block in self.blocks:
-                    block.init_run(run, draws)
+                    block.init_run(run, draws, init)
                 if self.ln_final is not None:
                     self.ln_final.init_run(run, draws)
-                self.unembed[run] = draws.uniform(self.unembed.shape[1:], 1 / math.sqrt(d_model))
+                if init == "nanda":  # the reference unembeds to its whole vocabulary: N(0, 1/d_vocab)
+                    self.unembed[run] = draws.normal(self.unembed.shape[1:], 1 / math.sqrt(n_vocab))
+                else:
+                    self.unembed[run] = draws.uniform(self.unembed.shape[1:], 1 / math.sqrt(d_model))
 
     def representation_parameters(self) -> list[nn.Parameter]:
         return [self.token_embedding, self.pos_embedding]

@@ -27,6 +27,9 @@ class TransformerSpec(ModelSpec):
     d_mlp: int = parameter(512, minimum=1)
     layer_norm: bool = parameter(False)
     with_op: bool = parameter(False)
+    # "torch": PyTorch's defaults (what alpha multiplies in Omnigrok); "nanda": Nanda et al.'s
+    # reference init (every matrix N(0, 1/d_model), unembedding N(0, 1/n_vocab), zero biases).
+    init: str = parameter("torch", choices=("torch", "nanda"), added_later=True)
 
     def check(self) -> None:
         if self.d_model % self.n_heads:
@@ -40,4 +43,4 @@ class TransformerSpec(ModelSpec):
 
         return Transformer(n_vocab=data.n_vocab, n_ctx=data.inputs.shape[1], out_dim=out_dim, n_layers=self.n_layers,
                            d_model=self.d_model, n_heads=self.n_heads, d_mlp=self.d_mlp, layer_norm=self.layer_norm,
-                           activation=self.activation, seeds=seeds, init_scales=init_scales, dtype=dtype)
+                           activation=self.activation, seeds=seeds, init_scales=init_scales, dtype=dtype, init=self.init)
