@@ -12,7 +12,9 @@ Each item states one claim (``claim``, and optionally ``source``), may restrict 
 - ``fit``: {x, y, min_r2, slope: {min, max}}: a straight line y = a x + b over the runs, with
   x and y expressions such as ``log(init_scale) / decoder_wd``;
 - ``leads``: {metric, ahead_of, threshold: 0.9, min_share: 1.0}: a metric reaches the threshold
-  no later than another one (commutativity before val accuracy).
+  no later than another one (commutativity before val accuracy);
+- ``reaches``: {metric, below | above, by_step, min_share: 1.0}: a metric crosses a value by a
+  step (val loss below 1e-2 within 1.5x of a paper's step count).
 
 This module parses and validates (standard library only: spec.py loads it); verdicts.py computes
 the verdicts. A claim is the paper's, written before looking at the results: the vocabulary has
@@ -40,7 +42,7 @@ METRICS = ("train_loss", "val_loss", "train_acc", "val_acc", "weight_norm", "rep
            "commutativity_acc", "logit_efficiency", "perturbed_entropy")
 QUANTITIES = LABEL_QUANTITIES + tuple(f"final_{m}" for m in METRICS if f"final_{m}" not in LABEL_QUANTITIES)
 FUNCTIONS = {"log": math.log, "log10": math.log10, "exp": math.exp, "sqrt": math.sqrt, "abs": abs}
-CHECKS = ("phases", "share", "trend", "fit", "leads")
+CHECKS = ("phases", "share", "trend", "fit", "leads", "reaches")
 DIRECTIONS = ("increasing", "decreasing")
 
 
@@ -90,7 +92,18 @@ class LeadsCheck:
     min_share: float = 1.0
 
 
-Check = PhasesCheck | ShareCheck | TrendCheck | FitCheck | LeadsCheck
+@dataclass(frozen=True)
+class ReachesCheck:
+    """A metric crosses a value (``below`` or ``above``) by a step, in min_share of the runs."""
+
+    metric: str
+    by_step: int
+    below: float | None = None
+    above: float | None = None
+    min_share: float = 1.0
+
+
+Check = PhasesCheck | ShareCheck | TrendCheck | FitCheck | LeadsCheck | ReachesCheck
 
 
 @dataclass(frozen=True)
@@ -138,7 +151,8 @@ class Expectation:
         return named
 
 
-_KIND_OF = {PhasesCheck: "phases", ShareCheck: "share", TrendCheck: "trend", FitCheck: "fit", LeadsCheck: "leads"}
+_KIND_OF = {PhasesCheck: "phases", ShareCheck: "share", TrendCheck: "trend", FitCheck: "fit", LeadsCheck: "leads",
+            ReachesCheck: "reaches"}
 
 
 def _check_data(c: Check) -> dict[str, Any]:
@@ -160,6 +174,9 @@ def _check_data(c: Check) -> dict[str, Any]:
     if isinstance(c, FitCheck):
         slope = {k: v for k, v in (("min", c.slope_min), ("max", c.slope_max)) if v is not None}
         return {"x": c.x, "y": c.y, "min_r2": c.min_r2, **({"slope": slope} if slope else {})}
+    if isinstance(c, ReachesCheck):
+        bound = {"below": c.below} if c.below is not None else {"above": c.above}
+        return {"metric": c.metric, **bound, "by_step": c.by_step, "min_share": c.min_share}
     return {"metric": c.metric, "ahead_of": c.ahead_of, "threshold": c.threshold, "min_share": c.min_share}
 
 
@@ -303,7 +320,22 @@ def _leads(where: str, data: Mapping[str, Any], axes: tuple[str, ...]) -> LeadsC
     )
 
 
-_PARSERS = {"phases": _phases, "share": _share_check, "trend": _trend, "fit": _fit, "leads": _leads}
+def _reaches(where: str, data: Mapping[str, Any], axes: tuple[str, ...]) -> ReachesCheck:
+    check.reject_unknown(where, data, ReachesCheck)
+    for key in ("metric", "by_step"):
+        if key not in data:
+            raise SpecError(f"{where}.{key}", "missing", "e.g. {metric: val_loss, below: 0.01, by_step: 515}")
+    bounds = [k for k in ("below", "above") if data.get(k) is not None]
+    if len(bounds) != 1:
+        raise SpecError(where, "needs exactly one of below and above", "e.g. below: 0.01 for a loss, above: 0.9 for an accuracy")
+    by_step = check.integer(f"{where}.by_step", data["by_step"])
+    check.at_least(f"{where}.by_step", by_step, 0)
+    value = check.number(f"{where}.{bounds[0]}", data[bounds[0]])
+    return ReachesCheck(metric=check.choice(f"{where}.metric", data["metric"], METRICS), by_step=by_step,
+                        **{bounds[0]: value}, min_share=_share(f"{where}.min_share", data.get("min_share", 1.0)))
+
+
+_PARSERS = {"phases": _phases, "share": _share_check, "trend": _trend, "fit": _fit, "leads": _leads, "reaches": _reaches}
 
 
 # ----------------------------------------------------------------------------- expressions

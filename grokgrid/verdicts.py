@@ -61,8 +61,9 @@ def _select(table: pd.DataFrame, where) -> pd.DataFrame:
 def _verdict(claim: ex.Expectation, runs: pd.DataFrame, metrics: pd.DataFrame | None) -> Verdict:
     if runs.empty:
         passed, measured, expected = False, "no run matches 'where'", "runs to check"
-    elif claim.kind == "leads":  # the only check that reads the per-step metrics
-        passed, measured, expected = _leads(claim.check, runs, metrics)
+    elif claim.kind in ("leads", "reaches"):  # the checks that read the per-step metrics
+        measure_steps = _leads if claim.kind == "leads" else _reaches
+        passed, measured, expected = measure_steps(claim.check, runs, metrics)
     else:
         measure = {"phases": _phases, "share": _share, "trend": _trend, "fit": _fit}[claim.kind]
         passed, measured, expected = measure(claim.check, runs)
@@ -166,3 +167,17 @@ def _leads(c: ex.LeadsCheck, runs: pd.DataFrame, metrics: pd.DataFrame | None):
     median = np.nanmedian(lead) if np.isfinite(lead).any() else float("nan")
     measured = f"lead >= 0 in {int(np.sum(lead >= 0))}/{len(lead)} runs ({share:.0%}); median lead {median:g} steps"
     return share >= c.min_share, measured, want
+
+
+def _reaches(c: ex.ReachesCheck, runs: pd.DataFrame, metrics: pd.DataFrame | None):
+    relation, value = ("<", c.below) if c.below is not None else (">", c.above)
+    want = f"{c.metric} {relation} {value:g} by step {c.by_step} in >= {c.min_share:.0%} of the runs"
+    rows = metrics[metrics["run_id"].isin(runs["run_id"])] if metrics is not None else pd.DataFrame()
+    if rows.empty or rows[c.metric].isna().all():
+        return False, f"no {c.metric} values", want
+    crossed = rows[rows[c.metric] < value] if c.below is not None else rows[rows[c.metric] > value]
+    first = crossed.groupby("run_id")["step"].min().reindex(runs["run_id"])  # NaN: never crossed
+    in_time = first <= c.by_step
+    shown = ", ".join("never" if np.isnan(s) else str(int(s)) for s in sorted(first.to_numpy(dtype=float), key=lambda v: (np.isnan(v), v)))
+    measured = f"first logged step {relation} {value:g}: {shown}; by step {c.by_step} in {int(in_time.sum())}/{len(first)} runs"
+    return float(in_time.mean()) >= c.min_share, measured, want

@@ -187,6 +187,30 @@ def test_leads_compares_first_steps_per_run():
     assert not verdict.passed and "does not apply" in verdict.measured
 
 
+def test_reaches_checks_the_first_step_a_metric_crosses_a_value():
+    claim = {"claim": "val loss below 0.01 by step 500", "reaches": {"metric": "val_loss", "below": 0.01, "by_step": 500}}
+    steps = np.arange(0, 1000, 100)
+    metrics = pd.DataFrame([{"run_id": run, "step": s, "val_loss": 1.0 / (1 + s * rate)} for run, rate in (("r2", 1.0), ("r3", 0.5)) for s in steps])
+    table = GOOD[GOOD["run_id"].isin(["r2", "r3"])]
+    verdict = check(claim, table, metrics)  # r2 crosses at 100 (1/101), r3 at 200 (1/101)
+    assert verdict.passed and "first logged step < 0.01: 100, 200; by step 500 in 2/2 runs" in verdict.measured
+    late = {**claim, "reaches": {**claim["reaches"], "by_step": 150}}
+    verdict = check(late, table, metrics)
+    assert not verdict.passed and "in 1/2 runs" in verdict.measured
+    assert check({**late, "reaches": {**late["reaches"], "min_share": 0.5}}, table, metrics).passed
+    never = check(claim, table, metrics.assign(val_loss=1.0))
+    assert not never.passed and "never, never" in never.measured
+    acc = {"claim": "x", "reaches": {"metric": "val_acc", "above": 0.5, "by_step": 300}}
+    assert check(acc, table, metrics.assign(val_acc=metrics["step"] / 500)).passed
+    for bad, words in (({"metric": "val_loss", "by_step": 5}, "exactly one of below and above"),
+                       ({"metric": "val_loss", "below": 1, "above": 0, "by_step": 5}, "exactly one of below and above"),
+                       ({"metric": "val_loss", "below": 1}, "by_step: missing")):
+        with pytest.raises(SpecError, match=words):
+            spec_with({"claim": "x", "reaches": bad})
+    spec = spec_with(claim)
+    assert spec_from_dict(parse_yaml(dump_spec(spec))) == spec
+
+
 def test_a_claim_whose_where_matches_no_labelled_run_fails_saying_so():
     verdict = check(CLAIMS[1], GOOD[GOOD["decoder_wd"] > 0])
     assert not verdict.passed and "no run matches" in verdict.measured

@@ -22,6 +22,7 @@ SWEEPS = Path(__file__).parent.parent / "sweeps"
 SWEEP_PINS = {
     # Sweeps added later are pinned as they were first shipped.
     "liu_decoder_wd": (90, "456b396526bfa6813a74fc6b065430cd2dcb21f37df4075db06e2364c7031f08", "c3c52b471e07c5e7667e51c543265f3c04e3d88d5a5694b4aadfa8bb02764e37"),
+    "nanda_fidelity": (2, "fd206ab0eede03fbe5f25590668bf4619d3455d31b6807568a933ea87efa8eba", "e6dafb883b1ac2e9879540fc4c5520081137eb77611a4adf13e472b037797782"),
     "liu_fraction": (40, "99d3b865462a2a834c38cf97e8ac6d4321bbb5c0bcddd0e205c1504c8f24be60", "7e74cef0dd81748d90bb0f47444bc8552844a0165e84f368cb62047295e968b8"),
     "lyu_matrix": (8, "d656ed00edd3127b897e8f730402c7403b2718bc927497ac4445ae510df7cb72", "c79b712a4732a75a09581230cac5bb71b9787a206feab8769755b25087de6599"),
     # its claims (expect:) were added later: the run ids are the first pin's, the dump is new

@@ -43,8 +43,8 @@ CLAIMED = [p for p in SWEEPS if load_spec(p).expect]
 
 
 def _contradicting_table(spec, claim):
-    """Labelled runs of the sweep's grid built to contradict ``claim``: a claim that cannot
-    fail on them would be no claim."""
+    """Labelled runs of the sweep's grid (and per-step metrics, for the checks that read them)
+    built to contradict ``claim``: a claim that cannot fail on them would be no claim."""
     import numpy as np
     import pandas as pd
 
@@ -58,12 +58,17 @@ def _contradicting_table(spec, claim):
     elif isinstance(c, ex.ShareCheck):
         phase = c.phases[0] if c.at_most is not None else next(p for p in ex.PHASE_NAMES[:5] if p not in c.phases)
     table = runs.assign(phase=phase, detail=detail, t_train=100.0, t_val=np.nan)
+    if isinstance(c, ex.LeadsCheck):  # the metric comes after the one it should lead
+        return table, pd.DataFrame({"run_id": np.repeat(runs["run_id"].to_numpy(), 2), "step": np.tile([0, 100], len(runs)),
+                                    c.metric: np.tile([0.0, 1.0], len(runs)), c.ahead_of: 1.0})
     if isinstance(c, ex.TrendCheck):  # the quantity moves against the claimed direction
         ranks = table[c.along].rank(method="dense").to_numpy()
         table[c.quantity] = -ranks if c.direction == "increasing" else ranks
+    if isinstance(c, ex.ReachesCheck):  # the metric never crosses the value
+        return table, pd.DataFrame({"run_id": runs["run_id"], "step": 0, c.metric: c.below * 10 if c.below is not None else c.above / 10})
     if isinstance(c, ex.FitCheck):
         table = table.assign(**{q: np.random.default_rng(0).uniform(1, 100, len(table)) for q in c.names() if q in ex.QUANTITIES})
-    return table
+    return table, None
 
 
 @pytest.mark.parametrize("path", CLAIMED, ids=lambda p: p.stem)
@@ -72,5 +77,5 @@ def test_every_shipped_claim_fails_on_runs_that_contradict_it(path):
 
     spec = load_spec(path)
     for claim in spec.expect:
-        (verdict,) = verdicts.verdicts((claim,), _contradicting_table(spec, claim))
+        (verdict,) = verdicts.verdicts((claim,), *_contradicting_table(spec, claim))
         assert not verdict.passed, f"{path.name}: {claim.claim!r} passed on contradicting runs: {verdict.measured}"
