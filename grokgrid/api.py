@@ -274,7 +274,7 @@ def report(results: PathLike, axes: tuple[str, str] | str | None = None, facet: 
     if found.unreadable:
         raise Refused(f"{found.unreadable[0].describe()}; curves are never drawn from partial rows: "
                       f"`grokgrid resume {sweep_dir}` trains the damaged run(s) again")
-    verification = _verify(sweep_dir, spec) if spec.expect else None
+    verification = _verify(sweep_dir, spec, found) if spec.expect else None
     return _report(sweep_dir, _axes_pair(axes), facet, out, reporter or driver.Reporter(), verification)
 
 
@@ -333,11 +333,13 @@ def verify(results: PathLike) -> Verification:
     return _verify(sweep_dir, folder.frozen_spec(sweep_dir))
 
 
-def _verify(sweep_dir: Location, spec: SweepSpec) -> Verification:
+def _verify(sweep_dir: Location, spec: SweepSpec, found: completion.Survey | None = None) -> Verification:
+    """``found``: the folder's survey when the caller has just made one (saves reading every
+    metrics part again)."""
     if not spec.expect:
         raise Refused(f"{sweep_dir}: its spec states no claims (no 'expect:' section); add one to the spec "
                       "(README, 'Reproductions') and rerun the sweep, which relabels without retraining")
-    found = folder.survey(spec, sweep_dir)
+    found = found if found is not None else folder.survey(spec, sweep_dir)
     _refuse_damaged(found, sweep_dir, "verdicts")
     labels = phases.classify(found.metrics, criteria(spec))
     hyperparameters = pd.DataFrame([{"run_id": r.run_id, **r.hyperparameters()} for r in grid.expand(spec)])

@@ -148,6 +148,12 @@ def _fit(c: ex.FitCheck, runs: pd.DataFrame):
     return passed, f"{c.y} = {slope:.4g} * ({c.x}) + {intercept:.4g}, R^2 {r2:.3f} over {int(ok.sum())} runs", want
 
 
+def _rows_with(metrics: pd.DataFrame | None, runs: pd.DataFrame, metric: str) -> pd.DataFrame | None:
+    """The selected runs' per-step rows, or None when they hold no value of ``metric``."""
+    rows = metrics[metrics["run_id"].isin(runs["run_id"])] if metrics is not None else None
+    return None if rows is None or rows.empty or rows[metric].isna().all() else rows
+
+
 def _first_step(metrics: pd.DataFrame, metric: str, threshold: float) -> pd.Series:
     reached = metrics[metrics[metric] >= threshold]
     return reached.groupby("run_id")["step"].min()
@@ -155,8 +161,8 @@ def _first_step(metrics: pd.DataFrame, metric: str, threshold: float) -> pd.Seri
 
 def _leads(c: ex.LeadsCheck, runs: pd.DataFrame, metrics: pd.DataFrame | None):
     want = f"{c.metric} reaches {c.threshold:g} no later than {c.ahead_of} in >= {c.min_share:.0%} of those runs"
-    rows = metrics[metrics["run_id"].isin(runs["run_id"])] if metrics is not None else pd.DataFrame()
-    if rows.empty or rows[c.metric].isna().all():
+    rows = _rows_with(metrics, runs, c.metric)
+    if rows is None:
         return False, f"no {c.metric} values (the metric does not apply to this task or model)", want
     ahead = _first_step(rows, c.ahead_of, c.threshold)
     leader = _first_step(rows, c.metric, c.threshold).reindex(ahead.index)
@@ -172,9 +178,9 @@ def _leads(c: ex.LeadsCheck, runs: pd.DataFrame, metrics: pd.DataFrame | None):
 def _reaches(c: ex.ReachesCheck, runs: pd.DataFrame, metrics: pd.DataFrame | None):
     relation, value = ("<", c.below) if c.below is not None else (">", c.above)
     want = f"{c.metric} {relation} {value:g} by step {c.by_step} in >= {c.min_share:.0%} of the runs"
-    rows = metrics[metrics["run_id"].isin(runs["run_id"])] if metrics is not None else pd.DataFrame()
-    if rows.empty or rows[c.metric].isna().all():
-        return False, f"no {c.metric} values", want
+    rows = _rows_with(metrics, runs, c.metric)
+    if rows is None:
+        return False, f"no {c.metric} values (the metric does not apply to this task or model)", want
     crossed = rows[rows[c.metric] < value] if c.below is not None else rows[rows[c.metric] > value]
     first = crossed.groupby("run_id")["step"].min().reindex(runs["run_id"])  # NaN: never crossed
     in_time = first <= c.by_step
