@@ -223,6 +223,16 @@ def test_diagonal_net_is_lyu_et_al():
     assert torch.equal(product.u, torch.full((1, 3), 2.0, dtype=F64)) and not product.v.any()
 
 
+def test_diagonal_net_norm_init_makes_alpha_the_initial_norm():
+    # Lyu et al.'s code (grokking-dichotomy models.py): u = v = alpha / sqrt(2 dim), ||theta(0)|| = alpha.
+    for parametrization in ("squares", "product"):
+        model = DiagonalLinearNet(dim=50, parametrization=parametrization, init="norm", seeds=[0, 1], init_scales=[8.0, 128.0], dtype=F64)
+        norms = torch.cat([model.u, model.v], dim=1).norm(dim=1)
+        torch.testing.assert_close(norms, torch.tensor([8.0, 128.0], dtype=F64))
+    squares = DiagonalLinearNet(dim=50, init="norm", seeds=[0], init_scales=[8.0], dtype=F64)
+    assert torch.equal(squares.u, squares.v)  # w = 0 at init, as with the constant init
+
+
 def test_factorized_matrix_reads_entries():
     model = CASES["factorized_matrix"][0](SEEDS, SCALES, F64)
     pairs = CASES["factorized_matrix"][1]

@@ -24,9 +24,13 @@ SWEEP_PINS = {
     "liu_decoder_wd": (90, "456b396526bfa6813a74fc6b065430cd2dcb21f37df4075db06e2364c7031f08", "c3c52b471e07c5e7667e51c543265f3c04e3d88d5a5694b4aadfa8bb02764e37"),
     "nanda_fidelity": (2, "fd206ab0eede03fbe5f25590668bf4619d3455d31b6807568a933ea87efa8eba", "e6dafb883b1ac2e9879540fc4c5520081137eb77611a4adf13e472b037797782"),
     "liu_fraction": (40, "99d3b865462a2a834c38cf97e8ac6d4321bbb5c0bcddd0e205c1504c8f24be60", "7e74cef0dd81748d90bb0f47444bc8552844a0165e84f368cb62047295e968b8"),
+    "liu_lr": (147, "39a2967354b3f25f34165103104b661298338ae7724c26c678a04f43ac5d5c33", "34b08c6ddc0865b3146591d9c8bd12ec6bbb942f5660ee2b1952df2361e45451"),
+    "nanda_fraction": (12, "3470bcc40b3f9534ae1f9306d3c1da09bfcba823915f79c3c4a57ef7625185d8", "690e100cd7ef18197567cbaa3a4961bca2906b71a656cecce03309a4696cec4e"),
+    "nanda_fraction_paper": (21, "4a8fbd7be714f6fa1917a1a183d6889b2dcbb7848cff262d702279a38244d920", "5c89b1d447b8f33c4770d9cc2901951c0d47b1bb07b87fd6fe60087f273ae293"),
     "lyu_matrix": (8, "d656ed00edd3127b897e8f730402c7403b2718bc927497ac4445ae510df7cb72", "c79b712a4732a75a09581230cac5bb71b9787a206feab8769755b25087de6599"),
-    # its claims (expect:) were added later: the run ids are the first pin's, the dump is new
-    "lyu_sparse": (9, "78a8f96010829af1f3cf93a097ca0f8bb2ac392c81c3e7d56bd01cbc6491aeab", "2159a37ef3676b6abd6698838aa955480569df7072a79e2b4c802495502a1fe2"),
+    # Lyu et al.'s setup (logistic loss, alpha = initial norm): a new recipe, so new run ids; the
+    # first grid's ids still hold (test_lyu_sparse_first_grid_keeps_its_run_ids)
+    "lyu_sparse": (15, "bfe514ba7d602ef2948d8a7514845f58be30110ac8924445a480cca7fe67dffb", "a37b7ccaedd70e423b13fd75925e8018163b1f6634fc3cc2eec71cd8a6091d79"),
     # replaced by a grid that shows phases (issue 16); the old grid is bench/modular_mlp_bench.yaml
     "modular_mlp": (30, "659218be35b921cf0ddee2ac09e8aa4780e7e84494409bef892fcc1a39e7730b", "d97d1b43c671e000a35515097ce4258ea895aeb06303e81f9cd560f92115224b"),
     # Nanda's own init and warm-up, wd 1 only (issue 21): a new recipe, so new run ids
@@ -88,3 +92,23 @@ def test_the_benchmark_grid_keeps_the_old_modular_mlp_run_ids():
     spec = load_spec(SWEEPS.parent / "bench" / "modular_mlp_bench.yaml")
     ids = sorted(run.run_id for run in grid.expand(spec))
     assert (len(ids), _sha("\n".join(ids))) == (9, "e362ab49a8e96c8ef6ffa88dd7241e3ce08ddee9415b0cbf7c4388ef7bed4173")
+
+
+def test_lyu_sparse_first_grid_keeps_its_run_ids():
+    # The first sweeps/lyu_sparse.yaml (squared loss, u = v = init_scale) as shipped: the task's
+    # loss and the diagonal net's init came later, so leaving them out gives the same ids.
+    spec = spec_from_dict(parse_yaml("""
+name: lyu-sparse
+task: {name: sparse_linear, n_samples: 1000, dim: 1000, sparsity: 3, data_seed: 0}
+model: {name: diagonal, parametrization: squares}
+training: {steps: 20000, eval_every: 100, optimizer: sgd, precision: float32}
+grid:
+  repr_lr: [0.01]
+  decoder_lr: [0.01]
+  decoder_wd: [1e-4, 1e-3, 1e-2]
+  init_scale: [1.0, 10.0, 100.0]
+  train_fraction: [0.1]
+  seed: [0]
+"""))
+    ids = sorted(run.run_id for run in grid.expand(spec))
+    assert (len(ids), _sha("\n".join(ids))) == (9, "78a8f96010829af1f3cf93a097ca0f8bb2ac392c81c3e7d56bd01cbc6491aeab")

@@ -254,6 +254,8 @@ FAMILIES = {
     "s3": {"task": {"name": "permutation", "n": 3}, "model": {"name": "transformer", "d_model": 8, "n_heads": 2, "d_mlp": 16}},
     "digits": {"task": {"name": "digits", "loss": "mse"}, "model": {"name": "mlp", "hidden": [16]}},
     "sparse": {"task": {"name": "sparse_linear", "n_samples": 40, "dim": 20, "sparsity": 2}, "model": {"name": "diagonal"}},
+    "sparse-logistic": {"task": {"name": "sparse_linear", "n_samples": 40, "dim": 20, "sparsity": 2, "loss": "ce"},
+                        "model": {"name": "diagonal", "init": "norm"}},
     "matrix": {"task": {"name": "matrix_completion", "dim": 9, "rank": 2}, "model": {"name": "factorized", "width": 4}},
 }
 
@@ -271,7 +273,7 @@ def test_every_task_and_model_family_trains_packed_exactly_as_alone(family, spli
         "name": "f",
         **FAMILIES[family],
         "training": {"steps": 6, "eval_every": 2, "precision": "float64",
-                     "optimizer": "sgd" if family in ("sparse", "matrix") else "adamw"},
+                     "optimizer": "sgd" if family in ("sparse", "sparse-logistic", "matrix") else "adamw"},
         "grid": {"decoder_lr": [1e-3, 1e-2], "init_scale": [1.0, 2.0], **SPLITS[splits]},
     }
     spec = spec_from_dict(data)
@@ -294,6 +296,21 @@ def test_progress_measures_apply_where_they_should():
     sub = spec_from_dict({"name": "s", **FAMILIES["transformer"], "training": {"steps": 1}})
     row = next(iter(train.run_pack(sub, grid.expand(sub))))[0]
     assert math.isnan(row["rqi"]) and math.isnan(row["commutativity_acc"])  # x - y: neither sums nor symmetric
+
+
+def test_sparse_linear_with_loss_ce_trains_lyu_et_al_s_logistic_loss():
+    spec = spec_from_dict({"name": "l", **FAMILIES["sparse-logistic"], "training": {"steps": 1, "optimizer": "sgd"},
+                           "grid": {"init_scale": [2.0], "decoder_lr": [0.1], "train_fraction": [0.5]}})
+    run = grid.expand(spec)[0]
+    state = train.build_pack(spec, [run])
+    with torch.no_grad():
+        f = state.model.effective_weights() @ state.inputs.T.to(state.model.u.dtype)  # [1, N]
+    y = 2 * state.targets.to(f.dtype) - 1  # classes 0/1 -> labels -1/+1
+    logistic = torch.nn.functional.softplus(-y * f)[state.train_mask].mean()
+    rows = list(train.run_pack(spec, [run]))
+    assert state.templates is None and state.ce
+    assert math.isclose(rows[0][0]["train_loss"], float(logistic), rel_tol=1e-6)  # log 2 at w = 0
+    assert math.isclose(rows[0][0]["train_loss"], math.log(2), rel_tol=1e-6)
 
 
 def test_log_schedule_is_dense_then_geometric():

@@ -4,7 +4,10 @@
 **DiagonalLinearNet**: f(x) = <w, x> with w = u*u - v*v ("squares", the usual diagonal net) or
 w = u*v ("product"), u, v [K, dim]. Init, times alpha: "constant" is u = v = 1 for "squares"
 (so w = 0 at init and every run with the same alpha starts alike; the seed is unused) and
-u = 1, v = 0 for "product"; "normal" draws u, v ~ N(0, 1) per run from its seed. With
+u = 1, v = 0 for "product"; "norm" is "constant" divided by sqrt(2 dim) ("squares") or
+sqrt(dim) ("product"), so that alpha is the initial l2 norm of (u, v), as in Lyu et al.'s code
+(grokking-dichotomy models.py: u = v = alpha / sqrt(2 dim)); "normal" draws u, v ~ N(0, 1)
+per run from its seed. With
 ``output="binary"`` the forward returns the two logits [-f/2, f/2] ([K, N, 2]), so the usual
 cross-entropy on class ids (SparseLinearClassification.targets()) is exactly the logistic loss
 log(1 + exp(-y f)) and argmax is sign(f); ``output="scalar"`` returns f as [K, N, 1].
@@ -28,7 +31,7 @@ from torch import nn
 from grokgrid.models.base import RunInit, check_runs
 
 PARAMETRIZATIONS = ("squares", "product")
-INITS = ("constant", "normal")
+INITS = ("constant", "norm", "normal")
 OUTPUTS = ("binary", "scalar")
 
 
@@ -59,8 +62,11 @@ class DiagonalLinearNet(nn.Module):
                     self.u[run] = draws.normal((dim,))
                     self.v[run] = draws.normal((dim,))
                 else:
-                    self.u[run] = draws.constant((dim,), 1.0)
-                    self.v[run] = draws.constant((dim,), 1.0 if parametrization == "squares" else 0.0)
+                    squares = parametrization == "squares"
+                    # "norm": ||(u, v)|| = alpha, with u = v on the 2 dim squares entries, u alone for "product".
+                    value = 1.0 if init == "constant" else 1 / math.sqrt(2 * dim if squares else dim)
+                    self.u[run] = draws.constant((dim,), value)
+                    self.v[run] = draws.constant((dim,), value if squares else 0.0)
 
     def representation_parameters(self) -> list[nn.Parameter]:
         return []

@@ -40,8 +40,8 @@ class TaskSpec(Kind):
 
     section: ClassVar[str] = "task"
     models: ClassVar[tuple[str, ...]] = ()  # the models that read this task's inputs
-    # A task without a loss parameter is trained as "mse": onto one-hot templates when it has
-    # classes (sparse_linear), as plain regression otherwise (matrix_completion).
+    # A task without a loss parameter is trained as "mse": plain regression (matrix_completion).
+    # sparse_linear's loss defaults to "mse" too (onto one-hot templates) for its older runs.
     loss = "mse"
 
     @property
