@@ -7,14 +7,19 @@ the sweep's wall time on this machine, PASS or FAIL and the measured value.
 
     python bench/reproduce.py                      # every sweep with claims; print the table
     python bench/reproduce.py sweeps/liu_decoder_wd.yaml --readme   # and write it into README.md
+    python bench/reproduce.py --collect --readme   # the table from the sweeps already reproduced
 
 ``--readme`` replaces the text between the README's reproductions markers, so the table there
-is always this script's output, never typed by hand (a sweep not rerun keeps its rows).
+is always this script's output, never typed by hand (a sweep not rerun keeps its rows). Each
+reproduction leaves ``reproduction.json`` (its wall time and machine) in its results folder;
+``--collect`` trains nothing: it verifies those folders again and takes their wall times, so the
+sweeps can be reproduced one at a time (or on other machines) and tabulated at the end.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import sys
@@ -36,12 +41,34 @@ def claimed_sweeps() -> list[Path]:
     return [p for p in sorted((ROOT / "sweeps").glob("*.yaml")) if load_spec(p).expect]
 
 
+MACHINE = f"{os.cpu_count()} CPU cores, no GPU"
+RECORD = "reproduction.json"
+
+
 def reproduce(spec_path: Path, results: Path) -> list[str]:
-    """Train the sweep afresh, verify it; its table rows."""
+    """Train the sweep afresh, record its wall time in its folder, verify it; its table rows."""
     started = time.perf_counter()
     sweep = grokgrid.run_sweep(spec_path, results=results, overwrite=True, reporter=grokgrid.Quiet())
     wall = time.perf_counter() - started
-    verification = grokgrid.verify(sweep.path)
+    record = {"wall_s": round(wall, 1), "machine": MACHINE, "date": str(date.today())}
+    folder = sweep.path.local  # bench/ reproduces on this machine
+    temporary = folder / f".{RECORD}.tmp"
+    temporary.write_text(json.dumps(record, indent=1) + "\n")
+    os.replace(temporary, folder / RECORD)
+    return table_rows(spec_path, folder, wall)
+
+
+def collected(spec_path: Path, results: Path) -> list[str]:
+    """The rows of a sweep reproduced earlier: its folder verified again, its recorded wall time."""
+    folder = results / load_spec(spec_path).name  # where run_sweep put it
+    record_path = Path(folder) / RECORD
+    if not record_path.is_file():
+        sys.exit(f"{spec_path.name}: no {RECORD} in {folder}; run python bench/reproduce.py {spec_path} first")
+    return table_rows(spec_path, folder, json.loads(record_path.read_text())["wall_s"])
+
+
+def table_rows(spec_path: Path, folder, wall: float) -> list[str]:
+    verification = grokgrid.verify(folder)
     name = spec_path.relative_to(ROOT) if spec_path.is_relative_to(ROOT) else spec_path
     rows = []
     for v in verification.verdicts:
@@ -73,18 +100,19 @@ def main() -> None:
     parser.add_argument("specs", nargs="*", type=Path, help="sweep specs (default: every sweep in sweeps/ with expect:)")
     parser.add_argument("--results", type=Path, default=ROOT / "results", help="results root (default: results/)")
     parser.add_argument("--readme", action="store_true", help="write the rows into README.md's Reproductions table")
+    parser.add_argument("--collect", action="store_true", help="train nothing: tabulate the sweeps reproduced earlier")
     args = parser.parse_args()
     specs = [p.resolve() for p in args.specs] or claimed_sweeps()
     if not specs:
         sys.exit("no sweep in sweeps/ states claims (an expect: section)")
     rows_by_sweep = {}
     for spec_path in specs:
-        print(f"reproducing {spec_path.name} ...", file=sys.stderr, flush=True)
-        rows = reproduce(spec_path, args.results)
+        print(f"{'collecting' if args.collect else 'reproducing'} {spec_path.name} ...", file=sys.stderr, flush=True)
+        rows = (collected if args.collect else reproduce)(spec_path, args.results)
         rows_by_sweep[str(spec_path.relative_to(ROOT))] = rows
         print("\n".join(rows), flush=True)
     if args.readme:
-        update_readme(rows_by_sweep, f"{os.cpu_count()} CPU cores, no GPU")
+        update_readme(rows_by_sweep, MACHINE)
 
 
 if __name__ == "__main__":
