@@ -122,7 +122,7 @@ def run_sweep(spec: PathLike | Mapping | SweepSpec, results: PathLike = "results
 
     A sweep large enough to ask for confirmation (plan.CONFIRM_RUNS runs or CONFIRM_HOURS)
     is refused unless ``yes``."""
-    spec = driver.with_resources(load(spec), cpus_per_trial, gpus_per_trial)
+    spec = folder.ready_to_train(driver.with_resources(load(spec), cpus_per_trial, gpus_per_trial))
     sweep_dir = folder.location("--storage", str(results)) / spec.name
     folder.check_new_sweep(spec, sweep_dir, overwrite)
     if not yes:
@@ -148,7 +148,7 @@ def resume_sweep(results: PathLike, *, report: bool = True, address: str | None 
     """Finish an interrupted sweep: every run not done continues from its pack's last
     checkpoint (a damaged run from step 0); then classify and report."""
     sweep_dir = folder.existing(results)
-    spec = driver.with_resources(folder.frozen_spec(sweep_dir), cpus_per_trial, gpus_per_trial)
+    spec = folder.ready_to_train(driver.with_resources(folder.frozen_spec(sweep_dir), cpus_per_trial, gpus_per_trial))
     reporter = reporter or driver.Reporter()
 
     def work(held: driver.Driver) -> None:

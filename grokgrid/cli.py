@@ -212,7 +212,8 @@ def sweep(
 ) -> None:
     """Run every run of a sweep spec as Ray Tune trials, then classify and report."""
     with _refusals():
-        spec = driver.with_resources(api.load(spec_path), cpus_per_trial, gpus_per_trial)
+        # The task's files too, even for a dry run: its plan sizes the model from the data.
+        spec = folder.ready_to_train(driver.with_resources(api.load(spec_path), cpus_per_trial, gpus_per_trial))
         sweep_dir = folder.location("--storage", results) / spec.name
         folder.check_new_sweep(spec, sweep_dir, overwrite)
         console.print(

@@ -8,6 +8,7 @@ line naming the problem and the fix). No Ray and no torch: ``status``, ``classif
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from pathlib import Path
@@ -83,20 +84,36 @@ def _flatten(data: object, prefix: str = "") -> dict[str, object]:
     return {prefix.rstrip("."): data}
 
 
-def spec_difference(old: dict, new: dict) -> list[str]:
-    """Fields whose change would make the folder mix two sweeps' results."""
+def spec_difference(old: dict, new: dict, locations: tuple[str, ...] = ()) -> list[str]:
+    """Fields whose change would make the folder mix two sweeps' results. ``locations``: the
+    task's parameters that say where its files are (a copy elsewhere trains the same runs)."""
     a, b = _flatten(old), _flatten(new)
-    return sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k) and not k.startswith(NOT_TRAINING))
+    moved = tuple(f"task.{name}" for name in locations)
+    return sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k) and not k.startswith(NOT_TRAINING) and k not in moved)
+
+
+def ready_to_train(spec: SweepSpec) -> SweepSpec:
+    """The spec as a sweep started here trains it, or Refused before anything is written: the
+    task's files located for this machine (a relative mnist root made absolute against the
+    current folder, which the frozen spec and the Ray trials then carry) and found. Only a sweep
+    that trains calls this: reading a results folder never needs the task's files."""
+    try:
+        task = spec.task.located()
+        task.check_available()
+    except SpecError as exc:
+        raise Refused(str(exc)) from None
+    return spec if task == spec.task else dataclasses.replace(spec, task=task)
 
 
 def check_new_sweep(spec: SweepSpec, sweep_dir: Location, overwrite: bool) -> None:
     """Refuse, before anything is written, a folder that holds another spec's sweep (mixing two
-    specs' runs would make the phase diagram lie) unless overwrite, or one that is not ours."""
+    specs' runs would make the phase diagram lie) unless overwrite, or one that is not ours.
+    Where the task's files are may change (the runs are the same); the new place is recorded."""
     if is_foreign(sweep_dir):
         raise Refused(f"{sweep_dir} exists and is not a grokgrid results folder; move it away or rename the sweep")
     if not sweep_dir.exists() or overwrite or not is_sweep(sweep_dir):
         return
-    changed = spec_difference(frozen_spec(sweep_dir).to_dict(), spec.to_dict())
+    changed = spec_difference(frozen_spec(sweep_dir).to_dict(), spec.to_dict(), spec.task.locations())
     if changed:
         raise Refused(
             f"{sweep_dir} holds a sweep with a different spec (differs in {', '.join(changed[:4])}); "

@@ -67,7 +67,9 @@ def recipe(spec: SweepSpec) -> dict[str, Any]:
     """What every run of the sweep shares and what determines its results."""
     data = spec.to_dict()
     training = {k: v for k, v in data["training"].items() if not (k in OPTIONAL_TRAINING and v == OPTIONAL_TRAINING[k])}
-    return {"task": data["task"], "model": data["model"], "training": training}
+    # Where a task's files are (mnist's root) is not what they hold: left out (Kind.locations).
+    task = {k: v for k, v in data["task"].items() if k not in spec.task.locations()}
+    return {"task": task, "model": data["model"], "training": training}
 
 
 def run_id(spec: SweepSpec, hyperparameters: dict[str, Any]) -> str:

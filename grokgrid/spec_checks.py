@@ -103,3 +103,13 @@ def shown_key(key: Any) -> str:
     """A key as a field name in a one-line message (a newline in it is escaped)."""
     text = key if isinstance(key, str) else repr(key)
     return text if text.isprintable() else repr(text)[1:-1]
+
+
+def folder_path(where: str, value: Any) -> str:
+    """A path to a folder, kept as written (a relative one is resolved when a sweep starts, not
+    here: reading a spec never depends on the current directory or on what is on disk)."""
+    if not isinstance(value, str) or not value.strip():
+        raise SpecError(where, f"expected a folder path, got {value!r}", "write a path such as data/mnist")
+    if not value.isprintable():
+        raise SpecError(where, f"the path {value!r} holds a control character", "write the path on one line")
+    return value

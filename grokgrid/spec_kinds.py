@@ -26,13 +26,16 @@ def parameter(
     choices: tuple[str, ...] | None = None,
     parse: Callable[[str, Any], Any] | None = None,
     added_later: bool = False,
+    location: bool = False,
 ) -> Any:
     """A kind's parameter: ``minimum`` (>=) or ``above`` (>) bounds a number, ``choices`` a text;
     ``parse(where, value)`` reads a value that is none of a bool, a number or a choice.
     ``added_later``: a parameter that came after runs were already made; written out (and so
-    part of run ids) only when it differs from its default, so older runs keep their ids."""
+    part of run ids) only when it differs from its default, so older runs keep their ids.
+    ``location``: where the kind's files are, not what they hold (the mnist task's ``root``):
+    written out, but no part of a run id (see Kind.locations)."""
     return field(default=default, metadata={"minimum": minimum, "above": above, "choices": choices, "parse": parse,
-                                            "added_later": added_later})
+                                            "added_later": added_later, "location": location})
 
 
 def tag(name: str) -> Any:
@@ -50,6 +53,13 @@ class Kind:
     @classmethod
     def parameters(cls) -> tuple[str, ...]:
         return tuple(f.name for f in dataclasses.fields(cls) if f.init)
+
+    @classmethod
+    def locations(cls) -> tuple[str, ...]:
+        """The parameters that say where files are: the same files elsewhere (another copy of
+        MNIST, another checkout's relative path) train the same runs, so these stay out of run
+        ids and a rerun may change them (grid.recipe, folder.check_new_sweep)."""
+        return tuple(f.name for f in dataclasses.fields(cls) if f.init and f.metadata.get("location"))
 
     @classmethod
     def from_data(cls: type[Kind_], data: Mapping[str, Any]) -> Kind_:

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from grokgrid import store
 from grokgrid.cli import app
+from mnist_files import fake_mnist, write_mnist
 
 runner = CliRunner()
 
@@ -78,6 +79,25 @@ def test_missing_spec_file_and_missing_results_folder(tmp_path):
     (tmp_path / "plain").mkdir()
     result = invoke("classify", tmp_path / "plain")
     assert result.exit_code == 2 and "not a grokgrid results folder" in result.stderr
+
+
+def test_an_mnist_sweep_without_its_files_is_one_line_exit_2_and_writes_nothing(tmp_path):
+    missing = tmp_path / "no-mnist"
+    data = {**TINY, "task": {"name": "mnist", "root": str(missing)}, "model": {"name": "mlp", "hidden": [16]}}
+    spec, results = write_spec(tmp_path, data), tmp_path / "results"
+    result = invoke("sweep", spec, "--results", results)
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines() == [
+        f"error: task.root: {missing}: no such folder; download MNIST with torchvision.datasets.MNIST('{missing}', "
+        "download=True) or point task.root to the folder of its idx files; the digits task needs no download"]
+    assert "Traceback" not in result.output + result.stderr and result.stdout == ""
+    assert not results.exists()
+    # A dry run too: its plan sizes the model from the data. With the files, it plans.
+    planned = invoke("sweep", spec, "--results", results, "--dry-run")
+    assert planned.exit_code == 2 and planned.stderr == result.stderr and not results.exists()
+    write_mnist(missing, *fake_mnist(20))
+    planned = invoke("sweep", write_spec(tmp_path, {**data, "task": {**data["task"], "n_images": 20}}), "--results", results, "--dry-run")
+    assert planned.exit_code == 0 and "dry run: nothing started, nothing written" in planned.stdout and not results.exists()
 
 
 def test_version():

@@ -35,6 +35,8 @@ SWEEP_PINS = {
     "modular_mlp": (30, "659218be35b921cf0ddee2ac09e8aa4780e7e84494409bef892fcc1a39e7730b", "d97d1b43c671e000a35515097ce4258ea895aeb06303e81f9cd560f92115224b"),
     # Nanda's own init and warm-up, wd 1 only (issue 21): a new recipe, so new run ids
     "nanda_transformer": (3, "0c8bc5cad9d4eee272dc74fe9ab3aeae3c00b48051df24d069c81aba30b1a916", "64e11e943e0d8747dd0cc6e2d5c87b9ece470e79a448da21cec3e0aeb3acc726"),
+    # real MNIST from a local copy (issue 16); task.root is no part of a run id, so these hold wherever it points
+    "omnigrok_mnist": (60, "0c95505a42bdfb474bb66b92c362125d80a2babedf1e82c8546267a0e8fd5057", "0ad7ca28daa21d5063e265d8acc9cee47d7290fb8225a371d5f6bcad1fb91ce9"),
     "omnigrok_digits": (9, "f2ca0a810146ad3bf5134db7f7736ea4f5ce98083d61ea6e428673d0e3cc0220", "d88e97c76cf1698bbaa55f7080c201ee466fc4fae2202eb391c98fecba0b2a2a"),
     "power_transformer": (18, "849fb51af17f7329b18c9635da161ab02cea4c2fa2e58845acb6fef2b1389c24", "f1a0e059fc3b58e28c0944e1b8253c9513fe7b15f5176887ec0811f68531a2dc"),
     "quickstart": (16, "b2847fd817807de6f631361be3747e981f0566dc82506db7411a3a8017cfcbd1", "73b1d13791319f597be9aa2aef1b34a433823331c80ba5ef6506478bf31cd451"),
@@ -52,6 +54,7 @@ DEFAULT_PINS = {
     ("sparse_linear", "diagonal"): "6350484baed015047c4684d7e3ffb3411260efc80eb0aca13209f11680d0fcf0",
     ("sparse_linear", "mlp"): "3702b21cda030fe3b026ccd5fc342d85cf78c881c059193604d7ba8ee1b46cff",
     ("matrix_completion", "factorized"): "4e19ac048f76dc6e2c8aeddd2af54058c44e419b74430c34efe12165b26034c4",
+    ("mnist", "mlp"): "13be2a9a947d4edea2a68662d3b70d1c1176c042a21c775ba6f79762f4248686",
 }
 
 
@@ -84,6 +87,15 @@ def test_dumped_spec_round_trips(name):
     text = dump_spec(spec)
     again = spec_from_dict(parse_yaml(text))
     assert again == spec and dump_spec(again) == text
+
+
+def test_where_the_mnist_files_are_changes_no_run_id():
+    # A sweep freezes its root made absolute (MnistSpec.located); the ids stay the pinned ones.
+    import dataclasses
+
+    spec = load_spec(SWEEPS / "omnigrok_mnist.yaml")
+    moved = dataclasses.replace(spec, task=dataclasses.replace(spec.task, root="/mnt/shared/mnist"))
+    assert _sha("\n".join(sorted(run.run_id for run in grid.expand(moved)))) == SWEEP_PINS["omnigrok_mnist"][1]
 
 
 def test_the_benchmark_grid_keeps_the_old_modular_mlp_run_ids():

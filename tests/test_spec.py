@@ -103,7 +103,7 @@ def test_swept_axes_exclude_seed():
         (spec_with(grid={"seed": [0, 0]}), "grid.seed", "repeated"),
         (spec_with(grid={"seed": [-1]}), "grid.seed[0]", "non-negative"),
         (spec_with(grid={"repr_lr": {"geomspace": [1, 2, 3]}}), "grid.repr_lr", "range form"),
-        (spec_with(task={"name": "mnist"}), "task.name", "unknown value"),
+        (spec_with(task={"name": "cifar10"}), "task.name", "unknown value"),
         (spec_with(model={"hidden": [200, 0]}), "model.hidden[1]", ">= 1"),
         (spec_with(model={"activation": True}), "model.activation", "unknown value"),
         (spec_with(phases={"threshold": 1.5}), "phases.threshold", "(0, 1]"),

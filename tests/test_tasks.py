@@ -19,6 +19,7 @@ from grokgrid.tasks.permutations import OPERATIONS as PERMUTATION_OPERATIONS
 from grokgrid.tasks.permutations import PermutationGroup
 from grokgrid.tasks.permutations_spec import PERMUTATION_OPS
 from grokgrid.tasks.sparse import MatrixCompletion, SparseLinearClassification
+from mnist_files import fake_mnist, write_mnist
 
 P = 7
 
@@ -218,12 +219,17 @@ def test_spec_choices_match_the_implementations():
 
 
 SMALL = {"toy_addition": {"p": 7}, "modular": {"p": 7, "op": "div"}, "permutation": {"n": 3}, "digits": {},
-         "sparse_linear": {"n_samples": 20, "dim": 8}, "matrix_completion": {"dim": 6, "rank": 2}}
+         "sparse_linear": {"n_samples": 20, "dim": 8}, "matrix_completion": {"dim": 6, "rank": 2},
+         "mnist": {"n_images": 12}}
 
 
 @pytest.mark.parametrize("name", sorted(TASKS))
-def test_each_task_spec_counts_the_examples_it_loads(name):
-    task = TASKS[name].from_data(SMALL[name])
+def test_each_task_spec_counts_the_examples_it_loads(name, tmp_path):
+    parameters = SMALL[name]
+    if name == "mnist":  # reads a local copy: a fake one here (tests/test_tasks_mnist.py)
+        write_mnist(tmp_path, *fake_mnist(20))
+        parameters = {**parameters, "root": str(tmp_path)}
+    task = TASKS[name].from_data(parameters)
     data = task.load(dtype=torch.float64)
     assert task.n_examples == len(data.targets) == len(data.inputs)
     assert task.name == name

@@ -9,6 +9,7 @@ Adding a task is its two modules and one line here. This package's top level imp
 from __future__ import annotations
 
 from grokgrid.tasks.digits_spec import DigitsSpec
+from grokgrid.tasks.mnist_spec import MnistSpec
 from grokgrid.tasks.modular_spec import ModularSpec
 from grokgrid.tasks.permutations_spec import PermutationSpec
 from grokgrid.tasks.sparse_spec import MatrixCompletionSpec, SparseLinearSpec
@@ -17,8 +18,9 @@ from grokgrid.tasks.toy_addition_spec import ToyAdditionSpec
 
 __all__ = ["TASKS", "TaskData", "TaskSpec"]
 
-# In the order a spec error lists them.
+# In the order a spec error lists them; a new task goes at the end.
 TASKS: dict[str, type[TaskSpec]] = {
     spec.name: spec
-    for spec in (ToyAdditionSpec, ModularSpec, PermutationSpec, DigitsSpec, SparseLinearSpec, MatrixCompletionSpec)
+    for spec in (ToyAdditionSpec, ModularSpec, PermutationSpec, DigitsSpec, SparseLinearSpec, MatrixCompletionSpec,
+                 MnistSpec)
 }

@@ -49,6 +49,17 @@ class TaskSpec(Kind):
         """How many examples (train + validation) the task has, without building them."""
         raise NotImplementedError
 
+    def located(self) -> TaskSpec:
+        """This task as a sweep started here trains it: a task that reads files fixes where they
+        are (mnist: a relative root made absolute). Called when a sweep starts, never when a
+        finished one is read; the tasks that build their data return themselves."""
+        return self
+
+    def check_available(self) -> None:
+        """Raise a SpecError when the task's files are missing or unreadable on this machine:
+        called before a sweep writes anything (folder.ready_to_train), never when a finished
+        sweep is read, so its results open on a machine without the files. Most tasks have none."""
+
     def load(self, *, dtype: torch.dtype, sequences: bool = False, with_op: bool = False) -> TaskData:
         """The task's tensors; ``sequences``: transformer token sequences (``with_op``: with the
         op token). Float inputs and regression targets are in ``dtype``."""
