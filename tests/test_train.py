@@ -313,6 +313,16 @@ def test_sparse_linear_with_loss_ce_trains_lyu_et_al_s_logistic_loss():
     assert math.isclose(rows[0][0]["train_loss"], math.log(2), rel_tol=1e-6)
 
 
+def test_accuracies_are_exact_ratios_in_float32_training():
+    # Liu et al.'s 45/10 split: 9 of 10 validation pairs right must read 0.9 exactly (>= 0.9 holds),
+    # not float32's 0.8999999762.
+    spec = small_spec(training={"precision": "float32", "steps": 200, "eval_every": 10},
+                      grid={"repr_lr": [1e-2], "decoder_lr": [1e-2], "seed": [0], "train_fraction": [0.82]})
+    rows = [row for step in train.run_pack(spec, grid.expand(spec)) for row in step]
+    assert all(row["val_acc"] == round(row["val_acc"] * 10) / 10 for row in rows)  # k / 10, to the last bit
+    assert all(row["train_acc"] == round(row["train_acc"] * 45) / 45 for row in rows)
+
+
 def test_log_schedule_is_dense_then_geometric():
     steps = train.eval_steps(100_000, 10, dense_until=1000, per_decade=10)
     assert steps[:3] == [0, 10, 20] and 1000 in steps and steps[-1] == 100_000
