@@ -37,7 +37,8 @@ SWEEP_PINS = {
     "nanda_transformer": (3, "0c8bc5cad9d4eee272dc74fe9ab3aeae3c00b48051df24d069c81aba30b1a916", "64e11e943e0d8747dd0cc6e2d5c87b9ece470e79a448da21cec3e0aeb3acc726"),
     # real MNIST from a local copy (issue 16); task.root is no part of a run id, so these hold wherever it points
     "omnigrok_mnist": (60, "0c95505a42bdfb474bb66b92c362125d80a2babedf1e82c8546267a0e8fd5057", "0ad7ca28daa21d5063e265d8acc9cee47d7290fb8225a371d5f6bcad1fb91ce9"),
-    "omnigrok_digits": (9, "f2ca0a810146ad3bf5134db7f7736ea4f5ce98083d61ea6e428673d0e3cc0220", "d88e97c76cf1698bbaa55f7080c201ee466fc4fae2202eb391c98fecba0b2a2a"),
+    # the CPU-size Omnigrok reproduction (batch 200, wd 0.03/0.1) replaced the creeping full-batch grid
+    "omnigrok_digits": (12, "ac717cde79f3fce3deaec021041dc6dfd35fb93d48d5d68de6f7fdcb6de3cda0", "cb2514844df9bf6924722aea153708ee310bc055799ad089c50587aff2c8acf0"),
     "power_transformer": (18, "849fb51af17f7329b18c9635da161ab02cea4c2fa2e58845acb6fef2b1389c24", "f1a0e059fc3b58e28c0944e1b8253c9513fe7b15f5176887ec0811f68531a2dc"),
     "quickstart": (16, "b2847fd817807de6f631361be3747e981f0566dc82506db7411a3a8017cfcbd1", "73b1d13791319f597be9aa2aef1b34a433823331c80ba5ef6506478bf31cd451"),
     "s5_transformer": (6, "d264178dc398c8e942f686dafe930e24f4c2e754a20b54c4d84e01598a4de225", "e6ce80813a9a6b705d9d3ee4c1c125dd76b7d102320661a4b36d60bbe9db7534"),
