@@ -216,7 +216,7 @@ def status(results: PathLike) -> Status:
     return Status(
         sweep_dir=sweep_dir, spec=spec, counts=counts,
         run_steps_done=completion.run_steps_done(spec, found.states.values()),
-        run_steps_total=len(found.states) * spec.training.steps,
+        run_steps_total=len(found.states) * spec.total_steps,
         damaged=found.damaged, unreadable=found.unreadable, table_problem=found.table_problem,
         driver=lock_holder(folder.lock_folder(sweep_dir)),
         phases_done=phases.phase_counts(labels[finished]), phases_unfinished=phases.phase_counts(labels[~finished]),

@@ -218,7 +218,7 @@ def sweep(
         folder.check_new_sweep(spec, sweep_dir, overwrite)
         console.print(
             f"[bold]grokgrid {__version__}[/] sweep [bold]{spec.name}[/]: {grid.count(spec):,} runs, "
-            f"{spec.training.steps:,} steps each"
+            f"{spec.total_steps:,} steps each"
         )
         if dry_run:
             for line in driver.dry_run(spec, sweep_dir, address, num_cpus, pack_size, overwrite):

@@ -2,10 +2,11 @@
 
 A run is **finished** when its rows end where training ends for it:
 
-- ``complete``: a row at the last step (``training.steps``);
+- ``complete``: a row at the last step (``spec.total_steps``: ``training.steps`` and every stage's);
 - ``diverged``: its last row has a NaN/inf loss (the trainer drops a run there);
 - ``early_stop``: its last rows meet the early-stop rule (``training.early_stop``: both
-  accuracies >= threshold for ``patience`` logged steps in a row), where the trainer drops it.
+  accuracies >= threshold for ``patience`` logged steps in a row, all in the last stage), where
+  the trainer drops it.
 
 and its rows are whole: every logged step (``schedule.logged_steps``) up to its last row is
 there and none of its parts is unreadable. A run with a missing step or an unreadable part is
@@ -23,6 +24,7 @@ from typing import Iterable
 
 import pandas as pd
 
+from grokgrid import stages
 from grokgrid.schedule import logged_steps
 from grokgrid.spec import SweepSpec
 from grokgrid import store
@@ -56,14 +58,18 @@ class RunState:
 
 def _end(spec: SweepSpec, rows: pd.DataFrame) -> str | None:
     last = rows.iloc[-1]
-    if int(last["step"]) >= spec.training.steps:
+    if int(last["step"]) >= spec.total_steps:
         return "complete"
     if not (math.isfinite(last["train_loss"]) and math.isfinite(last["val_loss"])):
         return "diverged"
     rule = spec.training.early_stop
     if rule is not None and len(rows) >= rule.patience:
         tail = rows.iloc[-rule.patience:]
-        if bool(((tail["train_acc"] >= rule.threshold) & (tail["val_acc"] >= rule.threshold)).all()):
+        # The trainer counts only the last stage's rows (train._EarlyStop); the stage is a
+        # function of the step (rows written before stages existed have no stage column).
+        ends = stages.ends(spec)
+        in_last = all(stages.stage_of_row(ends, int(s)) == len(ends) - 1 for s in tail["step"])
+        if in_last and bool(((tail["train_acc"] >= rule.threshold) & (tail["val_acc"] >= rule.threshold)).all()):
             return "early_stop"
     return None
 
@@ -100,7 +106,7 @@ def assess(spec: SweepSpec, run_ids: Iterable[str], metrics: pd.DataFrame,
 def run_steps_done(spec: SweepSpec, states: Iterable[RunState]) -> int:
     """Run-steps that need no more training: a finished run counts all its steps (it has
     nothing left to do, even when it ended early), any other its last whole logged step."""
-    total = spec.training.steps
+    total = spec.total_steps
     return sum(total if s.finished else min(s.steps_done, total) for s in states)
 
 

@@ -394,7 +394,7 @@ def _launch(driver: Driver, spec: SweepSpec, packs: list[grid.Pack], table: pd.D
     reached = {p.pack_id: 0 for p in packs}
     finished_packs: set[str] = set()
     n_runs = sum(size_of.values())
-    with reporter.training(n_runs, n_runs * spec.training.steps) as update:
+    with reporter.training(n_runs, n_runs * spec.total_steps) as update:
 
         def show() -> None:
             update(sum(size_of[p] * s for p, s in reached.items()), sum(size_of[p] for p in finished_packs))
@@ -427,7 +427,7 @@ def _launch(driver: Driver, spec: SweepSpec, packs: list[grid.Pack], table: pd.D
                 reporter.say(f"pack {outcome.pack_id} failed: {outcome.error}", alarm=True)
             elif outcome.restored_from_step is not None:
                 reporter.say(f"pack {outcome.pack_id} resumed from step {outcome.restored_from_step} and finished")
-            advance(outcome.pack_id, spec.training.steps)
+            advance(outcome.pack_id, spec.total_steps)
 
         outcomes = None
         if restore:

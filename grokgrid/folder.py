@@ -149,7 +149,8 @@ def runs_table(runs: list[grid.RunConfig], pack_of: dict[str, str], status: dict
         }
         for r in runs
     ]
-    return pd.DataFrame(rows, columns=["run_id", "pack_id", *HYPERPARAMETERS, "status", "node_id"])
+    extra = list(dict.fromkeys(name for r in runs for name, _ in r.extra))  # a column per extra axis
+    return pd.DataFrame(rows, columns=["run_id", "pack_id", *HYPERPARAMETERS, *extra, "status", "node_id"])
 
 
 def write_tables(spec: SweepSpec, sweep_dir: Location, runs: list[grid.RunConfig], pack_of: dict[str, str],

@@ -33,9 +33,19 @@ class RunConfig:
     init_scale: float
     train_fraction: float
     seed: int
+    # Values of the grid's extra axes (GridSpec.extra), as (dotted name, value) pairs in the
+    # grid's order: a stage field today (`shrink.train_subset`), any spec field later. Empty for
+    # a grid without them, so those runs' ids and packs read exactly as before.
+    extra: tuple[tuple[str, float], ...] = ()
 
     def hyperparameters(self) -> dict[str, Any]:
-        return {h: getattr(self, h) for h in HYPERPARAMETERS}
+        """The seven hyperparameters, then the extra axes' values (what enters the run id and
+        runs.parquet's columns)."""
+        return {**{h: getattr(self, h) for h in HYPERPARAMETERS}, **dict(self.extra)}
+
+    def value(self, axis: str, default: Any = None) -> Any:
+        """One extra axis' value, or ``default`` when the run has none for it."""
+        return dict(self.extra).get(axis, default)
 
 
 @dataclass(frozen=True)
@@ -50,7 +60,14 @@ class Pack:
 
     @staticmethod
     def from_dict(data: dict[str, Any]) -> "Pack":
-        return Pack(pack_id=data["pack_id"], runs=tuple(RunConfig(**r) for r in data["runs"]))
+        return Pack(pack_id=data["pack_id"], runs=tuple(_run_from_dict(r) for r in data["runs"]))
+
+
+def _run_from_dict(data: dict[str, Any]) -> RunConfig:
+    # JSON (Tune's param space) turns the extra pairs into lists; a pack recorded before they
+    # existed has none.
+    extra = tuple((str(name), value) for name, value in data.get("extra", ()))
+    return RunConfig(**{**data, "extra": extra})
 
 
 def _digest(payload: Any) -> str:
@@ -64,12 +81,16 @@ OPTIONAL_TRAINING = {"early_stop": None, "log_schedule": None, "batch_size": Non
 
 
 def recipe(spec: SweepSpec) -> dict[str, Any]:
-    """What every run of the sweep shares and what determines its results."""
+    """What every run of the sweep shares and what determines its results. Stages enter only
+    when there are some (a spec without them keeps its run ids)."""
     data = spec.to_dict()
     training = {k: v for k, v in data["training"].items() if not (k in OPTIONAL_TRAINING and v == OPTIONAL_TRAINING[k])}
     # Where a task's files are (mnist's root) is not what they hold: left out (Kind.locations).
     task = {k: v for k, v in data["task"].items() if k not in spec.task.locations()}
-    return {"task": task, "model": data["model"], "training": training}
+    shared = {"task": task, "model": data["model"], "training": training}
+    if spec.stages:
+        shared["stages"] = data["stages"]
+    return shared
 
 
 def run_id(spec: SweepSpec, hyperparameters: dict[str, Any]) -> str:
@@ -81,24 +102,29 @@ def _json(value: Any) -> str:
 
 
 def expand(spec: SweepSpec) -> list[RunConfig]:
-    """The Cartesian product of the grid, in HYPERPARAMETERS order (seed varies fastest).
+    """The Cartesian product of the grid, in HYPERPARAMETERS order with the extra axes before the
+    seed (the seed varies fastest, so a config's seeds stay side by side).
 
     Ids are those of ``run_id``, built faster: the recipe's JSON is encoded once and each run's
     payload is assembled as text (the same bytes as ``_digest``'s, since "hyperparameters" sorts
     before "recipe"), so a 10^6-run grid expands in seconds rather than minutes."""
     head = '{"hyperparameters":{'
     tail = '},"recipe":' + _json(recipe(spec)) + "}"
+    extra = [name for name, _ in spec.grid.extra]
+    names = [*HYPERPARAMETERS[:-1], *extra, "seed"]
     # Each value's JSON once per axis; a run's text joins its values' pieces in sorted-key order.
-    order = sorted(range(len(HYPERPARAMETERS)), key=lambda i: HYPERPARAMETERS[i])
+    order = sorted(range(len(names)), key=lambda i: names[i])
     axes = []
-    for h in HYPERPARAMETERS:
-        values = [int(v) if h == "seed" else v for v in getattr(spec.grid, h)]
-        axes.append([(v, f'"{h}":{json.dumps(v)}') for v in values])
+    for h in names:
+        values = [int(v) if h == "seed" else v for v in spec.grid.values(h)]
+        axes.append([(v, f'{json.dumps(h)}:{json.dumps(v)}') for v in values])
+    base = len(HYPERPARAMETERS) - 1
     runs = []
     for combo in itertools.product(*axes):
         text = head + ",".join(combo[i][1] for i in order) + tail
         run = hashlib.sha256(text.encode()).hexdigest()[:RUN_ID_LENGTH]
-        runs.append(RunConfig(run, *(value for value, _ in combo)))
+        values = [value for value, _ in combo]
+        runs.append(RunConfig(run, *values[:base], values[-1], extra=tuple(zip(extra, values[base:-1]))))
     return runs
 
 

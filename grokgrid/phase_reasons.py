@@ -54,6 +54,9 @@ def _detail_reason(cols: Mapping[str, np.ndarray], g: int, criteria: PhaseCriter
         f"val acc fell below {thr} at step {int(cols['t_drop'][g])} and stayed below "
         f"(peak {cols['max_val_acc'][g]:.3g}, plateau {plateau})"
     )
+    if detail == "ungrokking" and cols["staged_drop"][g]:
+        return (f"ungrokking: generalised in stage {int(cols['stage_val'][g])} (val acc >= {thr} at step "
+                f"{int(cols['t_val'][g])}), then in stage {int(cols['stage_drop'][g])} {fell} while train acc stayed >= {thr}")
     if detail == "ungrokking":
         return f"ungrokking: after grokking, {fell} while train acc stayed >= {thr}"
     if detail == "misgrokking":

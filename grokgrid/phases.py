@@ -33,6 +33,13 @@ Reported beside the phase (column ``detail``, "" when none applies), from the la
   rising at the end of the budget (Omnigrok digits: 0.45 at step 10k, 0.57 at 20k) is thus plain
   memorization, while a jump has the first half of the steps after it to settle, and both ends
   are window means, so that no single noisy eval decides;
+* with stages (spec ``stages:``, the ``stage`` column), ungrokking is also a run whose val accuracy
+  first reached ``T`` in one stage and, after a stage boundary, fell as below (by ``drop_min``,
+  train staying ``>= T``): ``t_drop`` lies in a later stage than ``t_val``. That is Varma et al.'s
+  setup (generalise on D, then train on a subset D' below D_crit), whatever the first stage's
+  phase, so such a comprehension run is ungrokking, not misgrokking. A fall within the stage the
+  run generalised in is judged as without stages, and a run without stages (all stage 0) is
+  labelled exactly as before stages existed;
 * ungrokking (Varma et al.) and misgrokking (Lyu et al. 2023): val accuracy reached ``T``, then
   fell below it at ``t_drop`` and stayed below to the last logged step, by at least ``drop_min``
   (peak val acc minus plateau val acc, default 0.1), while train accuracy stayed ``>= T`` from
@@ -71,7 +78,7 @@ from grokgrid.phase_reasons import reasons as _reasons
 PHASES = ("comprehension", "grokking", "memorization", "confusion", "diverged")
 # The `detail` column: labels reported beside the phase ("" when none applies). Each refines one
 # or two phases: semi-grokking is a kind of memorization, ungrokking of grokking, misgrokking of
-# comprehension.
+# comprehension (with stages, ungrokking may also follow comprehension: phases.py says when).
 DETAILS = ("semi-grokking", "ungrokking", "misgrokking")
 DETAIL_PHASE = {"semi-grokking": "memorization", "ungrokking": "grokking", "misgrokking": "comprehension"}
 
@@ -183,16 +190,19 @@ def _label_table(
     train_loss: np.ndarray,
     val_loss: np.ndarray,
     criteria: PhaseCriteria,
+    stage: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Label ``n_groups`` runs given each row's run code (0..n_groups-1), rows in any order.
+    ``stage``: each row's stage (None: every row is stage 0, as for a run without stages).
 
     Returns one array per LABELS field (no run_id, no reason) plus ``<name>_ok`` masks for the
     nullable integer fields and what the reasons need (``div_row``, ``had_rows``...).
     """
     had_rows = np.bincount(codes, minlength=n_groups) > 0
+    stage = np.zeros(steps.size, dtype=np.int64) if stage is None else stage
     if criteria.budget is not None:
         keep = steps <= criteria.budget
-        codes, steps = codes[keep], steps[keep]
+        codes, steps, stage = codes[keep], steps[keep], stage[keep]
         train_acc, val_acc, train_loss, val_loss = (a[keep] for a in (train_acc, val_acc, train_loss, val_loss))
     rows = np.arange(steps.size, dtype=np.int64)
     has_rows = np.bincount(codes, minlength=n_groups) > 0
@@ -285,9 +295,15 @@ def _label_table(
         train_stayed = train_after >= thr
         fell_enough = fall >= criteria.drop_min
     dropped = drop_ok & (phase != "diverged") & train_stayed & fell_enough
+    # With stages: a run that generalised in one stage and fell in a later one ungrokked (Varma
+    # et al.: the later stage trains on a subset below D_crit), whether it generalised late or
+    # promptly; a fall within the stage it generalised in reads as without stages.
+    stage_val = _group_max(np.where(val_ok[codes] & (steps == t_val[codes]), stage, -1), codes, n_groups, -1)
+    stage_drop = _group_max(np.where(drop_ok[codes] & (steps == t_drop[codes]), stage, -1), codes, n_groups, -1)
+    staged_drop = val_ok & drop_ok & (stage_drop > stage_val)
 
     detail = np.select(
-        [dropped & (phase == "grokking"), dropped & (phase == "comprehension"), semi],
+        [dropped & (staged_drop | (phase == "grokking")), dropped & (phase == "comprehension"), semi],
         ["ungrokking", "misgrokking", "semi-grokking"],
         "",
     ).astype(object)
@@ -320,6 +336,9 @@ def _label_table(
         "semi_rising": shaped & ~flat,
         "train_after": train_after,
         "fall": fall,
+        "stage_val": stage_val,
+        "stage_drop": stage_drop,
+        "staged_drop": staged_drop,
         "had_rows": had_rows,
         "div_step": div_step,
         "div_row": div_row,
@@ -340,10 +359,12 @@ def classify_curve(
     train_loss: Iterable[float] | None = None,
     val_loss: Iterable[float] | None = None,
     criteria: PhaseCriteria = PhaseCriteria(),
+    stage: Iterable[int] | None = None,
 ) -> Label:
     """Label one run from its logged curves (equal-length sequences; any step order).
 
-    Losses are optional: without them no divergence can be detected.
+    Losses are optional: without them no divergence can be detected. ``stage``: each step's
+    stage (None: a run without stages).
     """
     step_arr = np.asarray(steps, dtype=np.int64).reshape(-1)
     n = step_arr.size
@@ -351,7 +372,10 @@ def classify_curve(
     for name, arr in zip(("train_acc", "val_acc", "train_loss", "val_loss"), arrays):
         if arr.size != n:
             raise ValueError(f"{name} has {arr.size} values but steps has {n}")
-    cols = _label_table(np.zeros(n, dtype=np.int64), 1, step_arr, *arrays, criteria)
+    stage_arr = None if stage is None else np.asarray(stage, dtype=np.int64).reshape(-1)
+    if stage_arr is not None and stage_arr.size != n:
+        raise ValueError(f"stage has {stage_arr.size} values but steps has {n}")
+    cols = _label_table(np.zeros(n, dtype=np.int64), 1, step_arr, *arrays, criteria, stage_arr)
 
     def opt_int(name: str) -> int | None:
         return int(cols[name][0]) if cols[f"{name}_ok"][0] else None
@@ -396,7 +420,9 @@ def classify(metrics: pd.DataFrame, criteria: PhaseCriteria = PhaseCriteria()) -
         for c in ("train_acc", "val_acc", "train_loss", "val_loss")
     ]
     steps = metrics["step"].to_numpy(dtype=np.int64)
-    cols = _label_table(codes.astype(np.int64), len(run_ids), steps, *arrays, criteria)
+    # A frame without stages (or read from parts written before them) is all stage 0.
+    stage = metrics["stage"].fillna(0).to_numpy(dtype=np.int64) if "stage" in metrics.columns else None
+    cols = _label_table(codes.astype(np.int64), len(run_ids), steps, *arrays, criteria, stage)
 
     frame: dict[str, object] = {"run_id": run_ids}
     frame["phase"] = cols["phase"]

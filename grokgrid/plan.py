@@ -86,5 +86,5 @@ def make_plan(spec: SweepSpec, *, runs_left: int | None = None, slots: int | Non
     if slots is not None and packs:
         slots = max(1, min(slots, packs))  # fewer packs than slots leave slots idle
     if flops is not None and slots and not on_gpu:
-        hours = left * spec.training.steps * flops / (slots * ASSUMED_CPU_GFLOPS_PER_SLOT * 1e9) / 3600
-    return Plan(runs, left, spec.training.steps, packs, pack_size, slots, flops, hours)
+        hours = left * spec.total_steps * flops / (slots * ASSUMED_CPU_GFLOPS_PER_SLOT * 1e9) / 3600
+    return Plan(runs, left, spec.total_steps, packs, pack_size, slots, flops, hours)

@@ -7,6 +7,7 @@ damaged, not finished). No torch here, so the checks run where only pandas is in
 
 from __future__ import annotations
 
+from grokgrid import stages
 from grokgrid.spec import SweepSpec
 
 
@@ -25,8 +26,14 @@ def eval_steps(total_steps: int, every: int, dense_until: int | None = None, per
 
 
 def logged_steps(spec: SweepSpec) -> list[int]:
-    """The logged steps of every run of ``spec``."""
+    """The logged steps of every run of ``spec``, over all its stages; with stages, the last
+    step of every stage too (the classifier and the report see each stage's end)."""
     schedule = spec.training.log_schedule
+    total = spec.total_steps
     if schedule is None:
-        return eval_steps(spec.training.steps, spec.training.eval_every)
-    return eval_steps(spec.training.steps, spec.training.eval_every, schedule.dense_until, schedule.per_decade)
+        steps = eval_steps(total, spec.training.eval_every)
+    else:
+        steps = eval_steps(total, spec.training.eval_every, schedule.dense_until, schedule.per_decade)
+    if spec.stages:
+        steps = sorted(set(steps) | set(stages.ends(spec)))
+    return steps

@@ -28,3 +28,17 @@ def split_mask(n_examples: int, fraction: float, seed: int) -> torch.Tensor:
     mask = torch.zeros(n_examples, dtype=torch.bool)
     mask[order[:n_train]] = True
     return mask
+
+
+def subset_mask(mask: torch.Tensor, fraction: float, seed: int, stage: str) -> torch.Tensor:
+    """A stage's training examples: round(fraction * |mask|) of ``mask``'s, chosen by a seed of
+    the run's seed and the stage's name (so D' is a subset of D, and each stage draws its own)."""
+    members = mask.nonzero().squeeze(1)
+    n_keep = round(fraction * len(members))
+    if not 0 < n_keep <= len(members):
+        raise ValueError(f"train subset {fraction} of {len(members)} examples keeps none")
+    generator = torch.Generator().manual_seed(derive_seed(seed, f"stage:{stage}"))
+    order = torch.randperm(len(members), generator=generator)
+    subset = torch.zeros_like(mask)
+    subset[members[order[:n_keep]]] = True
+    return subset

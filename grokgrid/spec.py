@@ -53,6 +53,12 @@ TASK_KEYS = tuple(dict.fromkeys(["name", *(key for kind in TASK_KINDS.values() f
 MODEL_KEYS = tuple(dict.fromkeys(["name", *(key for kind in MODEL_KINDS.values() for key in kind.parameters())]))
 OPTIMIZERS = ("adamw", "adam", "sgd")
 PRECISIONS = ("float32", "float64")
+# Stage fields that change a run from its stage on; each may also be a grid axis, written
+# `<stage>.<field>` (grid: {shrink.train_subset: [0.2, 0.4]}). A stage's steps are shared by every
+# run of the sweep (they fix the logged steps and the pack's length), so they are not an axis.
+STAGE_FIELDS = ("train_subset", "repr_lr", "decoder_lr", "repr_wd", "decoder_wd")
+FIRST_STAGE = "train"  # the name of stage 0, the `training.steps` every run starts with
+STAGE_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,31}$")
 MAX_AXIS_VALUES = 100_000  # values of one grid axis (a finer axis is a typo, not a phase diagram)
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -90,8 +96,40 @@ class TrainingSpec:
 
 
 @dataclass(frozen=True)
+class StageSpec:
+    """A stage after the first (Varma et al.'s ungrokking: train on D, then on D' within D).
+
+    It trains ``steps`` more steps; from its first step on, a field that is set replaces the
+    run's value: ``train_subset`` keeps that fraction of the previous stage's training examples
+    (chosen per run by a seed of its own, so D' is a subset of D; the validation set stays the
+    examples outside the first stage's training set), the others the learning rates and weight
+    decays. None: as in the previous stage. A field swept on the grid (``<name>.<field>``) comes
+    from the run instead (grid.RunConfig.extra).
+    """
+
+    name: str
+    steps: int
+    train_subset: float | None = None
+    repr_lr: float | None = None
+    decoder_lr: float | None = None
+    repr_wd: float | None = None
+    decoder_wd: float | None = None
+
+    def written(self) -> dict[str, Any]:
+        """name, steps and the fields that are set (a field added later never changes the
+        run ids of specs that leave it out)."""
+        return {"name": self.name, "steps": self.steps,
+                **{f: getattr(self, f) for f in STAGE_FIELDS if getattr(self, f) is not None}}
+
+
+@dataclass(frozen=True)
 class GridSpec:
-    """Values of each hyperparameter; the runs are their Cartesian product."""
+    """Values of each hyperparameter; the runs are their Cartesian product.
+
+    ``extra``: axes beyond the seven hyperparameters, as (dotted name, values) pairs in the order
+    written; today a stage field (``shrink.train_subset``). Runs carry their values in
+    ``RunConfig.extra``; an empty ``extra`` leaves run ids and the dumped spec as before it existed.
+    """
 
     repr_lr: tuple[float, ...] = (1e-3,)
     decoder_lr: tuple[float, ...] = (1e-4,)
@@ -100,13 +138,27 @@ class GridSpec:
     init_scale: tuple[float, ...] = (1.0,)
     train_fraction: tuple[float, ...] = (0.8,)
     seed: tuple[int, ...] = (0,)
+    extra: tuple[tuple[str, tuple[float, ...]], ...] = ()
+
+    def axes(self) -> tuple[str, ...]:
+        """Every axis: the seven hyperparameters, then the extra ones."""
+        return HYPERPARAMETERS + tuple(name for name, _ in self.extra)
+
+    def values(self, axis: str) -> tuple:
+        """The values of one axis (a hyperparameter or an extra axis); KeyError if none."""
+        if axis in HYPERPARAMETERS:
+            return getattr(self, axis)
+        for name, values in self.extra:
+            if name == axis:
+                return values
+        raise KeyError(axis)
 
     def swept(self) -> tuple[str, ...]:
-        """Hyperparameters with more than one value (seed excluded: it is aggregated over)."""
-        return tuple(h for h in HYPERPARAMETERS if h != "seed" and len(getattr(self, h)) > 1)
+        """Axes with more than one value (seed excluded: it is aggregated over)."""
+        return tuple(h for h in self.axes() if h != "seed" and len(self.values(h)) > 1)
 
     def size(self) -> int:
-        return math.prod(len(getattr(self, h)) for h in HYPERPARAMETERS)
+        return math.prod(len(self.values(h)) for h in self.axes())
 
 
 # Liu et al.'s phase criteria and the details beside them: one definition, shared with phases.py.
@@ -140,6 +192,12 @@ class SweepSpec:
     phases: PhasesSpec = field(default_factory=PhasesSpec)
     resources: ResourcesSpec = field(default_factory=ResourcesSpec)
     expect: tuple[Expectation, ...] = ()  # the paper's claims (expectations.py); never change training
+    stages: tuple[StageSpec, ...] = ()  # stages after the first (training.steps); none: one stage
+
+    @property
+    def total_steps(self) -> int:
+        """A run's steps over all its stages (the step counter is global across stages)."""
+        return self.training.steps + sum(stage.steps for stage in self.stages)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (lists, not tuples) that ``spec_from_dict`` turns back into an equal spec.
@@ -149,8 +207,14 @@ class SweepSpec:
         ``expect`` items are written as in a spec file, and left out when there are none (so a
         spec without claims dumps as it did before they existed).
         """
-        data = _plain(dataclasses.asdict(dataclasses.replace(self, expect=())))
-        del data["expect"]
+        data = _plain(dataclasses.asdict(dataclasses.replace(self, expect=(), stages=())))
+        del data["expect"], data["stages"]
+        # Extra grid axes are written as in a spec file (`shrink.train_subset: [...]`), and only
+        # when there are some, so that a spec without stages dumps as it did before them.
+        del data["grid"]["extra"]
+        data["grid"].update({name: list(values) for name, values in self.grid.extra})
+        if self.stages:
+            data["stages"] = [_plain(stage.written()) for stage in self.stages]
         data["task"], data["model"] = _plain(self.task.written()), _plain(self.model.written())
         data["phases"] = written_fields(self.phases)  # a criterion added later: only when set
         if self.expect:
@@ -287,7 +351,9 @@ def _round(value: float) -> float:
 
 
 def _grid(data: Mapping[str, Any]) -> GridSpec:
-    check.reject_unknown("grid", data, GridSpec)
+    """The seven hyperparameters' axes; a dotted key (an extra axis) is read by _extra_axes,
+    once the stages it names are known."""
+    check.reject_unknown("grid", {k: v for k, v in data.items() if "." not in k}, HYPERPARAMETERS)
     d = GridSpec()
     axes: dict[str, tuple] = {}
     for name in HYPERPARAMETERS:
@@ -374,6 +440,82 @@ def _resources(data: Mapping[str, Any]) -> ResourcesSpec:
     )
 
 
+# Names a stage may not take: the first stage's, and the spec's sections (a dotted grid axis
+# `<section>.<field>` will name those when any spec field becomes an axis, issue 17 part 3).
+RESERVED_STAGE_NAMES = (FIRST_STAGE, "name", "description", "task", "model", "training", "grid", "phases",
+                        "resources", "expect", "stages")
+
+
+def _stages(raw: Any) -> tuple[StageSpec, ...]:
+    """The ``stages:`` list: each a mapping with a unique identifier ``name`` and ``steps``."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, (list, tuple)):
+        raise SpecError("stages", f"expected a list, got {type(raw).__name__}",
+                        "write '- {name: shrink, steps: 1000, train_subset: 0.5}' items under it")
+    stages: list[StageSpec] = []
+    for i, item in enumerate(raw):
+        where = f"stages[{i}]"
+        data = check.mapping(where, item)
+        check.reject_unknown(where, data, StageSpec)
+        name = data.get("name")
+        if not isinstance(name, str) or not STAGE_NAME_PATTERN.match(name):
+            raise SpecError(f"{where}.name", f"missing or not an identifier: {name!r}",
+                            "name the stage with letters, digits and '_' (e.g. shrink)")
+        if name in RESERVED_STAGE_NAMES:
+            raise SpecError(f"{where}.name", f"{name!r} is reserved", "pick another name (e.g. shrink)")
+        if any(s.name == name for s in stages):
+            raise SpecError(f"{where}.name", f"stage {name!r} is named twice", "give each stage its own name")
+        if "steps" not in data:
+            raise SpecError(f"{where}.steps", "missing", "give the stage's step count, e.g. steps: 1000")
+        steps = check.integer(f"{where}.steps", data["steps"])
+        check.at_least(f"{where}.steps", steps, 1)
+        fields = {}
+        for key in STAGE_FIELDS:
+            if data.get(key) is not None:
+                value = check.number(f"{where}.{key}", data[key])
+                _check_stage_value(f"{where}.{key}", key, value)
+                fields[key] = value
+        stages.append(StageSpec(name=name, steps=steps, **fields))
+    return tuple(stages)
+
+
+def _check_stage_value(where: str, key: str, value: float) -> None:
+    if key == "train_subset":
+        if not 0 < value <= 1:
+            raise SpecError(where, f"must be in (0, 1], got {value:g}",
+                            "use the fraction of the previous stage's training set to keep, e.g. 0.5")
+    else:
+        _check_hyperparameter(where, key, value)
+
+
+def _extra_axes(data: Mapping[str, Any], stages: tuple[StageSpec, ...]) -> tuple[tuple[str, tuple[float, ...]], ...]:
+    """The grid's dotted keys: `<stage>.<field>` sweeps a stage field (train_subset, an lr or a wd)."""
+    axes = []
+    for key, raw in data.items():
+        if "." not in key:
+            continue
+        where = f"grid.{check.shown_key(key)}"
+        stage_name, _, field_name = key.partition(".")
+        stage = next((s for s in stages if s.name == stage_name), None)
+        if stage is None:
+            known = ", ".join(s.name for s in stages) or "none"
+            raise SpecError(where, f"no stage named {stage_name!r} (stages: {known})",
+                            "name a stage of 'stages:' as '<stage>.<field>', e.g. shrink.train_subset")
+        if field_name not in STAGE_FIELDS:
+            raise SpecError(where, f"{field_name!r} cannot be a grid axis",
+                            f"sweep one of {', '.join(STAGE_FIELDS)} (a stage's steps are shared by every run)")
+        if getattr(stage, field_name) is not None:
+            raise SpecError(where, f"stage {stage_name} also sets {field_name}", f"set it in one place: remove stages[].{field_name} or the axis")
+        values = _grid_values(where, raw)
+        if len(set(values)) != len(values):
+            raise SpecError(where, f"repeated values {values}", "list each value once")
+        for i, v in enumerate(values):
+            _check_stage_value(f"{where}[{i}]" if isinstance(raw, (list, tuple)) else where, field_name, v)
+        axes.append((key, tuple(values)))
+    return tuple(axes)
+
+
 _SECTIONS = {
     "task": _task,
     "model": _model,
@@ -397,8 +539,10 @@ def spec_from_dict(data: Any) -> SweepSpec:
     if not isinstance(description, str):
         raise SpecError("description", f"expected text, got {type(description).__name__}", "quote it")
     sections = {key: build(check.mapping(key, data.get(key))) for key, build in _SECTIONS.items()}
-    expect = expectations.parse(data.get("expect"), HYPERPARAMETERS)
-    spec = SweepSpec(name=name, description=description, **sections, expect=expect)
+    stages = _stages(data.get("stages"))
+    sections["grid"] = dataclasses.replace(sections["grid"], extra=_extra_axes(check.mapping("grid", data.get("grid")), stages))
+    expect = expectations.parse(data.get("expect"), sections["grid"].axes())
+    spec = SweepSpec(name=name, description=description, **sections, expect=expect, stages=stages)
     _check_consistency(spec)
     return spec
 
@@ -422,12 +566,24 @@ def _check_consistency(spec: SweepSpec) -> None:
             )
     for i, item in enumerate(spec.expect):
         _check_expectation_axes(f"expect[{i}]", item, spec.grid)
-    if spec.phases.budget is not None and spec.phases.budget > spec.training.steps:
-        raise SpecError(
-            "phases.budget",
-            f"budget {spec.phases.budget} exceeds training.steps {spec.training.steps}",
-            "lower the budget or train longer",
-        )
+    if spec.phases.budget is not None and spec.phases.budget > spec.total_steps:
+        steps = f"training.steps {spec.training.steps}" if not spec.stages else f"the {spec.total_steps} steps of all stages"
+        raise SpecError("phases.budget", f"budget {spec.phases.budget} exceeds {steps}", "lower the budget or train longer")
+    _check_subsets_keep_examples(spec)
+
+
+def _check_subsets_keep_examples(spec: SweepSpec) -> None:
+    """Every stage's training subset must keep at least one example, for every run: the
+    smallest fraction and subsets of the grid give the smallest set (rounding is monotone)."""
+    n = min(round(fraction * spec.task.n_examples) for fraction in spec.grid.train_fraction)
+    for i, stage in enumerate(spec.stages):
+        axis = f"{stage.name}.train_subset"
+        subsets = spec.grid.values(axis) if axis in spec.grid.axes() else (stage.train_subset or 1.0,)
+        n = round(min(subsets) * n)
+        if n < 1:
+            where = f"grid.{axis}" if axis in spec.grid.axes() else f"stages[{i}].train_subset"
+            raise SpecError(where, f"{min(subsets):g} of the previous stage's training set keeps no example",
+                            "use a larger subset or training fraction")
 
 
 def load_spec(path: str | Path) -> SweepSpec:
@@ -439,7 +595,7 @@ def _check_expectation_axes(where: str, item: Expectation, grid: GridSpec) -> No
     """A claim must be about runs the grid has: its ``where`` picks grid values, and a trend
     runs along an axis the grid sweeps (a typo would otherwise check nothing)."""
     for axis, allowed in item.where:
-        values = getattr(grid, axis)
+        values = grid.values(axis)
         if allowed.values:
             missing = [v for v in allowed.values if not any(math.isclose(v, g, rel_tol=1e-9, abs_tol=1e-12) for g in values)]
             if missing:
@@ -448,7 +604,7 @@ def _check_expectation_axes(where: str, item: Expectation, grid: GridSpec) -> No
         elif not any((allowed.low is None or g >= allowed.low) and (allowed.high is None or g <= allowed.high) for g in values):
             raise SpecError(f"{where}.where.{axis}", "the range holds no value of the grid",
                             f"grid.{axis} is {', '.join(f'{g:g}' for g in values)}")
-    if isinstance(item.check, expectations.TrendCheck) and len(getattr(grid, item.check.along)) < 2:
+    if isinstance(item.check, expectations.TrendCheck) and len(grid.values(item.check.along)) < 2:
         raise SpecError(f"{where}.trend.along", f"grid.{item.check.along} has one value: there is no trend to see",
                         f"sweep {item.check.along} or claim a trend along a swept axis")
 

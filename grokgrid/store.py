@@ -27,6 +27,9 @@ METRICS_SCHEMA = pa.schema(
     [
         pa.field("run_id", pa.string(), nullable=False),
         pa.field("step", pa.int64(), nullable=False),
+        # The run's stage at this step (stages.py; 0 without stages). Added later: a part
+        # written before it reads as stage 0, which is what every run was in then.
+        pa.field("stage", pa.int64()),
         pa.field("train_loss", pa.float64()),
         pa.field("val_loss", pa.float64()),
         pa.field("train_acc", pa.float64()),
@@ -118,7 +121,8 @@ def write_metrics_part(sweep_dir: PathLike, run_id: str, rows: Sequence[Mapping[
         return None
     if any(r["run_id"] != run_id for r in rows):
         raise ValueError(f"rows of another run in the part of run {run_id}")
-    table = _table(rows, PART_SCHEMA)
+    # Rows without a stage (a spec without stages, a caller from before them) are stage 0.
+    table = _table([r if "stage" in r else {**r, "stage": 0} for r in rows], PART_SCHEMA)
     first = int(min(r["step"] for r in rows))
     path = metrics_part_path(sweep_dir, run_id, first)
     atomic_write_table(path, table)
@@ -141,6 +145,8 @@ def _read_part(path: Location) -> pa.Table:
     """One part, checked against PART_SCHEMA (pyarrow would fill a foreign file's missing
     columns with nulls, so the names are checked before the cast)."""
     table = pq.read_table(path.path, filesystem=path.fs)
+    if "stage" not in table.column_names:  # written before stages existed: all stage 0
+        table = table.append_column("stage", pa.array([0] * table.num_rows, pa.int64()))
     missing = [n for n in PART_SCHEMA.names if n not in table.column_names]
     if missing:
         raise ValueError(f"not a grokgrid metrics part (no column {', '.join(missing)})")

@@ -4,6 +4,12 @@
 each logged step as it goes; the caller (trainable.py, or a test) decides where rows go. A run
 whose loss turns NaN/inf, or whose phase is decided (early stop), leaves the pack: its slices are
 cut out of the batched parameters, so the pack gets cheaper as its runs finish.
+
+Stages (spec ``stages:``, stages.py): at a stage's first update each run's training set is cut
+to its subset of the previous stage's and its learning rates and weight decays change (the
+optimizer's moments and step count, hence the warm-up, carry on). The validation set stays the
+examples outside the first stage's training set. A run's masks and rates in a stage are a pure
+function of the run and the stage, so a restored pack recomputes them from its step.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from typing import Iterator, Sequence
 
 import torch
 
-from grokgrid import metrics
+from grokgrid import metrics, stages
 from grokgrid.grid import RunConfig
 from grokgrid import progress_measures
 from grokgrid.models import token_embedding
@@ -26,7 +32,7 @@ from grokgrid.models.base import BatchedModel
 from grokgrid.optim import BatchedAdamW, ParamGroup
 from grokgrid.schedule import eval_steps, logged_steps  # noqa: F401 - eval_steps: part of train's API
 from grokgrid.spec import SweepSpec
-from grokgrid.seeding import derive_seed, split_mask
+from grokgrid.seeding import derive_seed, split_mask, subset_mask
 from grokgrid.tasks import TaskData
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -42,12 +48,16 @@ class PackState:
     data: TaskData
     inputs: torch.Tensor
     targets: torch.Tensor
-    train_mask: torch.Tensor  # [runs, examples]
+    train_mask: torch.Tensor  # [runs, examples]: the current stage's training examples
+    val_mask: torch.Tensor  # [runs, examples]: outside the first stage's training set, in every stage
     templates: torch.Tensor | None  # [runs, classes, dim] for mse, else None
     ce: bool  # classification by logits (cross-entropy) rather than template regression
     batch_size: int | None = None  # None: full batch
     batch_generators: list[torch.Generator] | None = None  # one per run: its batches depend on it alone
     step_cache: tuple | None = None  # (train_mask, inputs, targets, mask) of the full-batch step (step_examples)
+    spec: SweepSpec | None = None  # for the stages' masks and rates (enter_stage)
+    stage: int = 0  # the stage whose training set and rates are in place
+    group_kinds: tuple[str, ...] = ()  # "repr" / "decoder" per optimizer group, for a stage's rates
 
 
 # Perturbed entropy looks at this many examples (a fixed subset): its Gram matrix is n x n.
@@ -65,12 +75,13 @@ def build_pack(spec: SweepSpec, runs: Sequence[RunConfig], device: str | torch.d
     def per_run(name: str) -> list[float]:
         return [getattr(r, name) for r in runs]
 
-    groups = [
-        ParamGroup(model.representation_parameters(), per_run("repr_lr"), per_run("repr_wd")),
-        ParamGroup(model.decoder_parameters(), per_run("decoder_lr"), per_run("decoder_wd")),
-    ]
+    groups = {
+        "repr": ParamGroup(model.representation_parameters(), per_run("repr_lr"), per_run("repr_wd")),
+        "decoder": ParamGroup(model.decoder_parameters(), per_run("decoder_lr"), per_run("decoder_wd")),
+    }
+    kinds = tuple(kind for kind, g in groups.items() if g.params)
     optimizer = BatchedAdamW(
-        [g for g in groups if g.params],
+        [groups[kind] for kind in kinds],
         betas=spec.training.betas,
         eps=spec.training.eps,
         kind=spec.training.optimizer,
@@ -86,13 +97,43 @@ def build_pack(spec: SweepSpec, runs: Sequence[RunConfig], device: str | torch.d
         inputs=data.inputs.to(device),
         targets=data.targets.to(device),
         train_mask=train_mask,
+        val_mask=~train_mask,
         templates=None if templates is None else templates.to(device),
         ce=templates is None and data.n_classes is not None,
         batch_size=spec.training.batch_size,
         batch_generators=None if spec.training.batch_size is None else [
             torch.Generator().manual_seed(derive_seed(r.seed, "batches")) for r in runs
         ],
+        spec=spec,
+        group_kinds=kinds,
     )
+
+
+def stage_train_mask(spec: SweepSpec, run: RunConfig, n_examples: int, stage: int) -> torch.Tensor:
+    """A run's training examples in ``stage``: its split, then each later stage's subset of the
+    stage before (drawn by a seed of the run's seed and that stage's name)."""
+    mask = split_mask(n_examples, run.train_fraction, run.seed)
+    subsets = stages.run_values(spec, run, stage).subsets
+    for spec_stage, subset in zip(spec.stages, subsets):
+        mask = subset_mask(mask, subset, run.seed, spec_stage.name)
+    return mask
+
+
+def enter_stage(state: PackState, stage: int) -> None:
+    """Put ``stage``'s training sets and rates in place for every run still in the pack (a no-op
+    when they are). The optimizer's moments and step count stay: only lr and weight decay change."""
+    if stage == state.stage:
+        return
+    spec, n = state.spec, state.train_mask.shape[1]
+    device = state.train_mask.device
+    state.train_mask = torch.stack([stage_train_mask(spec, r, n, stage) for r in state.runs]).to(device)
+    values = [stages.run_values(spec, r, stage) for r in state.runs]
+    for kind, group in zip(state.group_kinds, state.optimizer.groups):
+        # New tensors (not in-place): the optimizer's rate cache keys on the tensors themselves.
+        group.lr = torch.tensor([getattr(v, f"{kind}_lr") for v in values], dtype=torch.float64, device=group.lr.device)
+        group.weight_decay = torch.tensor([getattr(v, f"{kind}_wd") for v in values], dtype=torch.float64,
+                                          device=group.weight_decay.device)
+    state.stage = stage
 
 
 def batch_mask(state: PackState) -> torch.Tensor:
@@ -184,7 +225,7 @@ def evaluate(state: PackState) -> dict[str, torch.Tensor]:
     else:
         predicted = metrics.predictions(outputs, state.templates)
         correct = (predicted == state.targets).to(torch.float64)
-    val_mask = ~state.train_mask
+    val_mask = state.val_mask
     model, data = state.model, state.data
     runs = len(state.runs)
     nan = torch.full((runs,), float("nan"), dtype=torch.float64, device=losses.device)
@@ -227,6 +268,7 @@ def keep_runs(state: PackState, keep: Sequence[bool]) -> None:
             p.data = p.data.index_select(0, index)
     state.optimizer.keep_runs(index)
     state.train_mask = state.train_mask.index_select(0, index)
+    state.val_mask = state.val_mask.index_select(0, index)
     if state.templates is not None:
         state.templates = state.templates.index_select(0, index)
     if state.batch_generators is not None:
@@ -237,14 +279,19 @@ def keep_runs(state: PackState, keep: Sequence[bool]) -> None:
 
 
 class _EarlyStop:
-    """Counts, per run, the consecutive logged steps with both accuracies >= threshold."""
+    """Counts, per run, the consecutive logged steps with both accuracies >= threshold.
+
+    With stages, only rows of the last stage count: a run decided in an earlier stage must still
+    live through the later ones (a generalised run is what ungrokking starts from), so its streak
+    starts at the last stage's first logged row (completion.py judges the same way)."""
 
     def __init__(self, spec: SweepSpec):
         self.rule = spec.training.early_stop
+        self.last_stage = len(spec.stages)
         self.streak: dict[str, int] = {}
 
     def decided(self, row: dict) -> bool:
-        if self.rule is None:
+        if self.rule is None or row["stage"] < self.last_stage:
             return False
         both = row["train_acc"] >= self.rule.threshold and row["val_acc"] >= self.rule.threshold
         self.streak[row["run_id"]] = self.streak.get(row["run_id"], 0) + 1 if both else 0
@@ -270,6 +317,7 @@ class PackTrainer:
         self.state = build_pack(spec, runs, device)
         self.all_run_ids = [r.run_id for r in runs]
         self.logged = set(logged_steps(spec))
+        self.stage_ends = stages.ends(spec)
         self.early_stop = _EarlyStop(spec)
         self.step = 0
         self.step_logged = False  # has the row of self.step been yielded already?
@@ -277,17 +325,21 @@ class PackTrainer:
 
     @property
     def finished(self) -> bool:
-        return not self.state.runs or (self.step >= self.spec.training.steps and self.step_logged)
+        return not self.state.runs or (self.step >= self.spec.total_steps and self.step_logged)
 
     def rows(self) -> Iterator[list[dict]]:
         started = time.perf_counter() - self.elapsed_before
-        total = self.spec.training.steps
+        total = self.spec.total_steps
         while self.state.runs:
             if self.step in self.logged and not self.step_logged:
+                # A row is measured on the training set of the stage that produced it.
+                stage = stages.stage_of_row(self.stage_ends, self.step)
+                enter_stage(self.state, stage)
                 values = {k: v.tolist() for k, v in evaluate(self.state).items()}
                 self.elapsed_before = time.perf_counter() - started
                 rows = [
-                    {"run_id": run.run_id, "step": self.step, **{k: v[i] for k, v in values.items()}, "elapsed_s": self.elapsed_before}
+                    {"run_id": run.run_id, "step": self.step, "stage": stage, **{k: v[i] for k, v in values.items()},
+                     "elapsed_s": self.elapsed_before}
                     for i, run in enumerate(self.state.runs)
                 ]
                 self.step_logged = True
@@ -297,6 +349,7 @@ class PackTrainer:
                 yield rows
             if self.step >= total or not self.state.runs:  # done, or every run left the pack here
                 return
+            enter_stage(self.state, stages.stage_of_update(self.stage_ends, self.step))
             train_step(self.state)
             self.step += 1
             self.step_logged = False

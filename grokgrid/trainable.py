@@ -154,7 +154,7 @@ def train_pack_trial(config: dict[str, Any]) -> None:
     marker = {"restored_from_step": -1 if restored is None else restored, "node_id": _node_id()}
 
     writer = _PartWriter(sweep_dir, run_ids)
-    total = spec.training.steps
+    total = spec.total_steps
     every = spec.resources.checkpoint_every
     report_every = max(1, total // REPORTS_PER_TRIAL)
     step = trainer.step

@@ -48,7 +48,7 @@ def make_results(root: Path, data: dict = SMALL, done: int | None = None) -> tup
     steps = logged_steps(spec)
     for i, run in enumerate(runs):
         last = spec.training.steps if i < done else spec.training.steps // 2
-        rows = [{c: 0.5 for c in store.METRIC_COLUMNS} | {"run_id": run.run_id, "step": s, "train_acc": 1.0}
+        rows = [{c: 0.5 for c in store.METRIC_COLUMNS} | {"run_id": run.run_id, "step": s, "stage": 0, "train_acc": 1.0}
                 for s in steps if s <= last]
         store.write_metrics_part(sweep_dir, run.run_id, rows)
     return spec_path, sweep_dir

@@ -169,3 +169,19 @@ def test_a_caller_that_ignores_ctrl_c_still_has_it_ignored(tmp_path):
     out = subprocess.run([sys.executable, "-c", _SIGNAL_DURING_IMPORT], cwd=tmp_path, capture_output=True, text=True, timeout=60,
                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     assert out.returncode == 0 and out.stdout.startswith("grokgrid "), out
+
+
+STAGED_EARLY = spec_from_dict({"name": "c", "training": {"steps": 100, "eval_every": 10,
+                                                          "early_stop": {"threshold": 0.9, "patience": 3}},
+                               "stages": [{"name": "shrink", "steps": 45, "train_subset": 0.5}]})
+
+
+def test_with_stages_a_run_ends_at_the_last_stages_last_step_and_early_stops_only_in_it():
+    assert logged_steps(STAGED_EARLY)[-3:] == [130, 140, 145]
+    assert completion.assess_run(STAGED_EARLY, "r", rows(range(0, 141, 10))).end is None
+    assert completion.assess_run(STAGED_EARLY, "r", rows([*range(0, 141, 10), 145])).end == "complete"
+    # decided in stage 0 (steps <= 100): not an end, the trainer keeps it for the last stage
+    assert completion.assess_run(STAGED_EARLY, "r", rows(range(0, 101, 10), train_acc=1.0, val_acc=1.0)).end is None
+    assert completion.assess_run(STAGED_EARLY, "r", rows(range(0, 111, 10), train_acc=1.0, val_acc=1.0)).end is None
+    assert completion.assess_run(STAGED_EARLY, "r", rows(range(0, 131, 10), train_acc=1.0, val_acc=1.0)).end == "early_stop"
+    assert completion.run_steps_done(STAGED_EARLY, [completion.RunState("r", 0, "complete")]) == 145

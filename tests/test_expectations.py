@@ -50,7 +50,7 @@ def test_a_spec_without_claims_dumps_as_before_and_claims_never_change_run_ids()
 
 
 def test_the_metric_names_are_the_stores():
-    assert set(ex.METRICS) == set(store.METRIC_COLUMNS) - {"run_id", "step", "elapsed_s"}
+    assert set(ex.METRICS) == set(store.METRIC_COLUMNS) - {"run_id", "step", "stage", "elapsed_s"}
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -113,3 +115,28 @@ def test_fast_expansion_gives_the_ids_of_run_id_for_every_shipped_sweep():
     # pinned: ids never change for an existing spec (results folders would stop resuming)
     quickstart = grid.expand(load_spec(Path(__file__).parent.parent / "sweeps" / "quickstart.yaml"))
     assert quickstart[0].run_id == "de0af5663fab"
+
+
+def test_extra_axes_expand_with_ids_equal_to_run_id_and_packs_round_trip_through_json():
+    import json
+
+    spec = spec_from_dict({"name": "s", "stages": [{"name": "shrink", "steps": 5}],
+                           "grid": {"seed": [0, 1], "decoder_lr": [1e-3, 1e-2], "shrink.train_subset": [0.25, 0.5, 1.0]}})
+    runs = grid.expand(spec)
+    assert len(runs) == 12 == spec.grid.size() and len({r.run_id for r in runs}) == 12
+    for r in runs:
+        assert grid.run_id(spec, r.hyperparameters()) == r.run_id
+        assert r.hyperparameters()["shrink.train_subset"] == r.value("shrink.train_subset")
+    assert [r.seed for r in runs[:2]] == [0, 1]  # the seed still varies fastest
+    pack = grid.pack(runs, 5)[0]
+    assert grid.Pack.from_dict(json.loads(json.dumps(pack.to_dict()))) == pack
+    # a pack recorded before extra axes existed (no "extra" key) still reads
+    old = {"pack_id": "p", "runs": [{k: v for k, v in dataclasses.asdict(runs[0]).items() if k != "extra"}]}
+    assert grid.Pack.from_dict(old).runs[0].extra == ()
+
+
+def test_stages_change_run_ids_only_when_present():
+    base = {"name": "s", "grid": {"seed": [0]}}
+    plain = grid.expand(spec_from_dict(base))[0].run_id
+    staged = grid.expand(spec_from_dict({**base, "stages": [{"name": "more", "steps": 5}]}))[0].run_id
+    assert plain != staged

@@ -941,3 +941,65 @@ def test_classify_is_fast_enough_for_large_sweeps():
     # ~0.1 s here; the bound is loose so that a busy CI machine does not flake.
     assert time.perf_counter() - start < 3.0
     assert len(labels) == runs
+
+
+# ----------------------------------------------------------------------------- stages
+
+
+def staged(boundary: int, steps=STEPS) -> list[int]:
+    """Each step's stage with one boundary: the row at the boundary ends stage 0."""
+    return [0 if s <= boundary else 1 for s in steps]
+
+
+def test_staged_fall_after_comprehension_is_ungrokking():
+    # Generalised promptly in stage 0, fell after the boundary at 4000 (Varma: D' < D_crit).
+    val = lambda s: 0.1 if s < 300 else (1.0 if s < 4500 else 0.2)  # noqa: E731
+    lab = run(fits_at(100), val, stage=staged(4000))
+    assert (lab.phase, lab.detail, lab.t_drop) == ("comprehension", "ungrokking", 4500)
+    assert lab.reason.endswith(
+        "ungrokking: generalised in stage 0 (val acc >= 0.9 at step 300), then in stage 1 val acc fell below 0.9 "
+        "at step 4500 and stayed below (peak 1, plateau 0.2) while train acc stayed >= 0.9"
+    )
+    # The same curve without stages (or all in one stage) is misgrokking, as before stages.
+    assert run(fits_at(100), val).detail == "misgrokking"
+    assert run(fits_at(100), val, stage=[0] * len(STEPS)).detail == "misgrokking"
+
+
+def test_a_fall_within_the_stage_that_generalised_reads_as_without_stages():
+    val = lambda s: 0.1 if s < 1200 else (1.0 if s < 2000 else 0.2)  # noqa: E731
+    lab = run(fits_at(1000), val, stage=staged(1000))  # generalised and fell in stage 1
+    assert (lab.phase, lab.detail) == ("comprehension", "misgrokking")
+
+
+def test_a_staged_fall_still_needs_train_to_stay_and_a_big_enough_fall():
+    val = lambda s: 0.1 if s < 300 else (1.0 if s < 4500 else 0.2)  # noqa: E731
+    train = lambda s: 1.0 if s < 4500 else 0.5  # noqa: E731
+    assert run(train, val, stage=staged(4000)).detail == ""
+    small = lambda s: 0.1 if s < 300 else (0.95 if s < 4500 else 0.88)  # noqa: E731
+    assert run(fits_at(100), small, stage=staged(4000)).detail == ""
+
+
+def test_classify_reads_the_stage_column():
+    val = lambda s: 0.1 if s < 300 else (1.0 if s < 4500 else 0.2)  # noqa: E731
+    frame = pd.DataFrame({"run_id": "a", "step": STEPS, "stage": staged(4000), "train_acc": 1.0,
+                          "val_acc": [val(s) for s in STEPS]})
+    assert classify(frame)["detail"].tolist() == ["ungrokking"]
+    assert classify(frame.drop(columns="stage"))["detail"].tolist() == ["misgrokking"]
+
+
+@settings(database=None, max_examples=150, deadline=None)
+@given(c=st.one_of(curves(), shaped_curves()), crit=full_criteria(), boundary=st.integers(-1, 160))
+def test_property_stages_only_turn_a_cross_stage_fall_into_ungrokking(c, crit, boundary):
+    steps, train, val, tl, vl = c
+    stage = [0 if s <= boundary else 1 for s in steps]
+    plain = classify_curve(steps, train, val, tl, vl, criteria=crit)
+    lab = classify_curve(steps, train, val, tl, vl, criteria=crit, stage=stage)
+    crossed = lab.t_val is not None and lab.t_drop is not None and lab.t_val <= boundary < lab.t_drop
+    if plain.detail in ("ungrokking", "misgrokking") and crossed:
+        assert lab.detail == "ungrokking" and "then in stage 1" in lab.reason
+    else:
+        assert labels_equal(lab, plain)
+    # every field but the detail and its reason is the same with or without stages
+    for name in Label.__dataclass_fields__:
+        if name not in ("detail", "reason"):
+            assert same(getattr(lab, name), getattr(plain, name)), name

@@ -861,3 +861,22 @@ def test_render_is_fast_enough_for_large_sweeps():
     assert time.perf_counter() - start < 10.0
     assert len(text) < 15e6
     assert "Showing 200 of 1,000 runs" in text
+
+
+# ----------------------------------------------------------------------------- stages
+
+
+def test_stage_boundaries_are_drawn_and_stage_axes_are_axes(tables):
+    runs, labels, metrics = tables
+    runs = runs.assign(**{"shrink.train_subset": [0.25 if i % 4 < 2 else 0.5 for i in range(len(runs))]})
+    staged = metrics.assign(stage=(metrics["step"] > 100).astype("int64"))  # stage 0 ends at step 100
+    assert report.curves.stage_ends(staged) == [100] and report.curves.stage_ends(metrics) == []
+    assert "shrink.train_subset" in report.hyperparameter_columns(runs)
+    assert report.display_name("shrink.train_subset") == "shrink: training subset"
+    fig = report.learning_curves_figure(runs, labels, staged)
+    lines = [s for s in fig.layout.shapes if s.x0 == 100]
+    assert {s.xref for s in lines} == {"x", "x2", "x3", "x4", "x5"}
+    document = report.render_report(runs, labels, staged, title="staged", axes=("repr_lr", "shrink.train_subset"))
+    assert _page_data(document)["stage_ends"] == [100]
+    assert "stage_ends" in report.templates.asset("report.js")
+    assert not report.learning_curves_figure(runs, labels, metrics).layout.shapes  # no stages: no lines

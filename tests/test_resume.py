@@ -243,6 +243,32 @@ def test_checkpoints_fall_at_the_first_logged_step_after_each_multiple(tmp_path,
     assert starts == [0, 60, 100]
 
 
+STAGED = {**TRAIN, "training": {"steps": 200, "eval_every": 10},
+          "stages": [{"name": "shrink", "steps": 100, "decoder_wd": 0.3}],
+          "grid": {"repr_lr": [3e-2], "decoder_lr": [1e-2], "seed": [0, 1], "shrink.train_subset": [0.3, 1.0]}}
+
+
+# Crash inside stage 0 (restored from 100, trains across the boundary), just after the boundary
+# (restored from the checkpoint at 200, the last row of stage 0: between stages) and inside
+# stage 1 (restored from 200, after rows of stage 1 were flushed).
+@pytest.mark.parametrize("crash_at, restored", [(170, 100), (210, 200), (270, 200)])
+def test_a_staged_trial_resumes_inside_and_between_stages_exactly(tmp_path, monkeypatch, one_thread, crash_at, restored):
+    reference = tmp_path / "reference"
+    _trial(monkeypatch, reference, FakeTune(tmp_path / "ref-storage"), STAGED)
+    expected = _comparable(reference)
+    assert sorted(expected["step"].unique()) == list(range(0, 301, 10))
+    assert (expected["stage"] == (expected["step"] > 200)).all()
+    sweep_dir = tmp_path / "crashed"
+    first = FakeTune(tmp_path / "storage", crash=lambda m, with_checkpoint: m["step"] == crash_at)
+    with pytest.raises(Crash):
+        _trial(monkeypatch, sweep_dir, first, STAGED)
+    second = FakeTune(tmp_path / "storage2", checkpoint=first.saved[-1])
+    _trial(monkeypatch, sweep_dir, second, STAGED)
+    assert {r["restored_from_step"] for r in second.reports} == {restored}
+    assert second.reports[-1]["done"] is True and second.reports[-1]["checkpoint_step"] == 300
+    pd.testing.assert_frame_equal(_comparable(sweep_dir), expected, check_exact=True)
+
+
 # ----------------------------------------------------------------------------- lock
 
 
@@ -438,9 +464,39 @@ def reference(tmp_path_factory, ray_local):
     + [("first_checkpoint", "uri")],
 )
 def test_sigkill_the_driver_then_resume_equals_an_uninterrupted_sweep(tmp_path, reference, point, storage, monkeypatch):
+    _kill_then_resume(tmp_path, reference, point, storage, monkeypatch, KILL)
+
+
+# The same kills on a two-stage spec: stage 0 ends at step 200, a checkpoint (between stages);
+# then 200 steps on half of each run's training set with another weight decay.
+STAGED_KILL = {**KILL, "name": "kill", "training": {"steps": 200, "eval_every": 10},
+               "stages": [{"name": "shrink", "steps": 200, "train_subset": 0.5, "decoder_wd": 0.1}]}
+
+
+@pytest.fixture(scope="module")
+def staged_reference(tmp_path_factory, ray_local):
+    folder = tmp_path_factory.mktemp("staged-reference")
+    spec = folder / "kill.yaml"
+    spec.write_text(yaml.safe_dump(STAGED_KILL))
+    result = invoke("sweep", spec, "--results", folder / "results", "--no-report")
+    assert result.exit_code == 0, result.output
+    sweep_dir = folder / "results" / "kill"
+    assert invoke("classify", sweep_dir).exit_code == 0
+    assert set(store.read_metrics(sweep_dir)["stage"]) == {0, 1}
+    return sweep_dir
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", ["first_checkpoint", "first_pack_done", "late_no_tune_state"])
+def test_sigkill_a_staged_sweep_then_resume_equals_an_uninterrupted_one(tmp_path, staged_reference, point, monkeypatch):
+    _kill_then_resume(tmp_path, staged_reference, point, "path", monkeypatch, STAGED_KILL)
+
+
+def _kill_then_resume(tmp_path, reference, point, storage, monkeypatch, spec_data) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # the URI's lock, for both drivers
     spec_path = tmp_path / "kill.yaml"
-    spec_path.write_text(yaml.safe_dump(KILL))
+    spec_path.write_text(yaml.safe_dump(spec_data))
+    total_steps = spec_from_dict(spec_data).total_steps
     sweep_dir = tmp_path / "results" / "kill"  # on this machine's disk either way: checked directly
     results = str(tmp_path / "results") if storage == "path" else f"file://{tmp_path}/results"
     where = f"{results}/kill"  # what the commands are given
@@ -463,7 +519,7 @@ def test_sigkill_the_driver_then_resume_equals_an_uninterrupted_sweep(tmp_path, 
     # by their rows, trained on a node nobody wrote down (unless Tune's restore reruns the pack).
     recorded = _done_runs(sweep_dir)
     recorded_done = set(recorded.loc[recorded["status"] == "done", "run_id"])
-    unrecorded = {r for r, step in on_disk.items() if step >= KILL["training"]["steps"]} - recorded_done
+    unrecorded = {r for r, step in on_disk.items() if step >= total_steps} - recorded_done
     status = invoke("status", where)
     assert status.exit_code == 0 and "no driver is running" in " ".join(status.stdout.split())
     if point == "late_no_tune_state":
@@ -499,8 +555,8 @@ def test_sigkill_the_driver_then_resume_equals_an_uninterrupted_sweep(tmp_path, 
     for run_id, step in on_disk.items():
         reached[pack_of[run_id]] = max(reached.get(pack_of[run_id], 0), step)
     size = runs.groupby("pack_id").size().to_dict()
-    recomputed = sum(size[p] * max(0, s - restored.get(p, 0)) for p, s in reached.items() if s < KILL["training"]["steps"])
-    total = len(runs) * KILL["training"]["steps"]
+    recomputed = sum(size[p] * max(0, s - restored.get(p, 0)) for p, s in reached.items() if s < total_steps)
+    total = len(runs) * total_steps
     print(f"\n[{point}] resumed packs {restored or 'none (restarted from step 0)'}; "
           f">= {recomputed} of {total} run-steps recomputed ({100 * recomputed / total:.1f}%)")
 

@@ -380,3 +380,74 @@ def test_the_transformer_init_is_written_only_when_it_is_not_the_default():
     assert grid.expand(plain)[0].run_id == grid.expand(torch_init)[0].run_id != grid.expand(nanda)[0].run_id
     with pytest.raises(SpecError, match=r"^model\.init: unknown value 'xavier'; use one of torch, nanda$"):
         spec_from_dict({**base, "model": {"name": "transformer", "init": "xavier"}})
+
+
+# ----------------------------------------------------------------------------- stages
+
+STAGED = {
+    "name": "ung",
+    "training": {"steps": 100},
+    "stages": [{"name": "shrink", "steps": 50, "decoder_wd": 0.5}],
+    "grid": {"decoder_lr": [1e-3], "shrink.train_subset": [0.5, 1.0]},
+}
+
+
+def test_stages_and_stage_axes_round_trip_and_count():
+    spec = spec_from_dict(STAGED)
+    assert spec.total_steps == 150 and [s.name for s in spec.stages] == ["shrink"]
+    assert spec.grid.extra == (("shrink.train_subset", (0.5, 1.0)),)
+    assert spec.grid.swept() == ("shrink.train_subset",) and spec.grid.size() == 2
+    text = dump_spec(spec)
+    assert spec_from_dict(parse_yaml(text)) == spec and dump_spec(spec_from_dict(parse_yaml(text))) == text
+    # a stage writes only the fields it sets
+    assert parse_yaml(text)["stages"] == [{"name": "shrink", "steps": 50, "decoder_wd": 0.5}]
+
+
+def test_a_spec_without_stages_dumps_no_stages_key():
+    text = dump_spec(spec_from_dict(MINIMAL))
+    assert "stages" not in parse_yaml(text) and "extra" not in parse_yaml(text)["grid"]
+
+
+def _staged(**changes) -> dict:
+    data = {**STAGED, **changes}
+    return data
+
+
+@pytest.mark.parametrize(
+    "data, field, words",
+    [
+        (_staged(stages={"name": "x"}), "stages", "expected a list"),
+        (_staged(stages=[{"steps": 5}]), "stages[0].name", "not an identifier"),
+        (_staged(stages=[{"name": "a b", "steps": 5}]), "stages[0].name", "not an identifier"),
+        (_staged(stages=[{"name": "train", "steps": 5}]), "stages[0].name", "reserved"),
+        (_staged(stages=[{"name": "task", "steps": 5}]), "stages[0].name", "reserved"),
+        (_staged(stages=[{"name": "a", "steps": 5}, {"name": "a", "steps": 5}], grid={}), "stages[1].name", "named twice"),
+        (_staged(stages=[{"name": "shrink"}]), "stages[0].steps", "missing"),
+        (_staged(stages=[{"name": "shrink", "steps": 0}]), "stages[0].steps", ">= 1"),
+        (_staged(stages=[{"name": "shrink", "steps": 5, "lr": 1}]), "stages[0].lr", "unknown key"),
+        (_staged(stages=[{"name": "s", "steps": 5, "train_subset": 0}], grid={}), "stages[0].train_subset", "(0, 1]"),
+        (_staged(stages=[{"name": "s", "steps": 5, "train_subset": 1.5}], grid={}), "stages[0].train_subset", "(0, 1]"),
+        (_staged(stages=[{"name": "s", "steps": 5, "repr_lr": 0}], grid={}), "stages[0].repr_lr", "> 0"),
+        (_staged(stages=[{"name": "s", "steps": 5, "decoder_wd": -1}], grid={}), "stages[0].decoder_wd", ">= 0"),
+        (_staged(grid={"grow.train_subset": [0.5]}), "grid.grow.train_subset", "no stage named 'grow'"),
+        (_staged(grid={"shrink.steps": [5, 10]}), "grid.shrink.steps", "cannot be a grid axis"),
+        (_staged(grid={"shrink.decoder_wd": [0.1]}), "grid.shrink.decoder_wd", "also sets decoder_wd"),
+        (_staged(grid={"shrink.train_subset": [0.5, 0.5]}), "grid.shrink.train_subset", "repeated"),
+        (_staged(grid={"shrink.train_subset": [0.5, 2]}), "grid.shrink.train_subset[1]", "(0, 1]"),
+        (_staged(grid={"shrink.train_subset": [0.001]}), "grid.shrink.train_subset", "keeps no example"),
+        (_staged(grid={"bogus": [1]}), "grid.bogus", "unknown key"),
+        (_staged(phases={"budget": 151}), "phases.budget", "150 steps of all stages"),
+    ],
+)
+def test_bad_stages_name_the_field(data, field, words):
+    err = error_of(data)
+    assert err.where == field and words in str(err) and "\n" not in str(err)
+
+
+def test_a_claim_may_select_runs_by_a_stage_axis():
+    data = _staged(expect=[{"claim": "small subsets ungrok", "where": {"shrink.train_subset": 0.5},
+                            "phases": {"present": ["ungrokking"]}}])
+    spec = spec_from_dict(data)
+    assert spec.expect[0].where[0][0] == "shrink.train_subset"
+    bad = _staged(expect=[{"claim": "c", "where": {"shrink.train_subset": 0.25}, "phases": {"present": ["grokking"]}}])
+    assert error_of(bad).where == "expect[0].where.shrink.train_subset"

@@ -418,3 +418,130 @@ def test_a_step_computes_only_the_examples_that_enter_a_loss():
         own = state.train_mask[run].nonzero().squeeze(1)
         assert int(mask[run].sum()) == len(own) and bool(mask[run, : len(own)].all())
         assert torch.equal(inputs[run, : len(own)], state.inputs[own]) and torch.equal(targets[run, : len(own)], state.targets[own])
+
+
+# ----------------------------------------------------------------------------- stages
+
+
+def staged_spec(stages=None, grid_extra=None, training=None, **sections):
+    """small_spec's recipe with stages: 60 steps, then 'shrink' (40 steps) by default."""
+    data = {
+        "name": "st",
+        "model": {"hidden": [16, 16]},
+        "training": {"steps": 60, "eval_every": 20, "precision": "float64", **(training or {})},
+        "stages": stages if stages is not None else [{"name": "shrink", "steps": 40, "decoder_wd": 0.5, "repr_lr": 2e-2}],
+        "grid": {"repr_lr": [1e-3, 3e-2], "decoder_lr": [1e-2], "seed": [0, 1], "train_fraction": [0.6, 0.8],
+                 **(grid_extra if grid_extra is not None else {"shrink.train_subset": [0.3, 1.0]})},
+        **sections,
+    }
+    return spec_from_dict(data)
+
+
+@pytest.mark.parametrize("loss", ["mse", "ce"])
+def test_a_staged_run_trained_in_a_pack_equals_it_trained_alone(loss):
+    spec = staged_spec(task={"loss": loss})
+    runs = grid.expand(spec)
+    packed = rows_by_run(spec, runs)
+    columns = ("stage", *CORE_COLUMNS)
+    for run in runs[::3]:
+        assert_same_rows(rows_by_run(spec, [run])[run.run_id], packed[run.run_id], columns, label=run)
+
+
+@pytest.mark.parametrize("family", ["modular-mlp", "transformer"])
+def test_staged_families_train_packed_exactly_as_alone(family):
+    spec = spec_from_dict({
+        "name": "f", **FAMILIES[family],
+        "training": {"steps": 4, "eval_every": 2, "precision": "float64", "warmup_steps": 3},
+        "stages": [{"name": "cut", "steps": 4, "decoder_lr": 3e-3}, {"name": "again", "steps": 2, "train_subset": 0.5}],
+        "grid": {"decoder_wd": [0.0, 1.0], "seed": [0, 1], "cut.train_subset": [0.5, 0.9]},
+    })
+    runs = grid.expand(spec)
+    packed = rows_by_run(spec, runs)
+    columns = [c for c in store.METRIC_COLUMNS if c not in ("run_id", "elapsed_s")]
+    for run in runs[::3]:
+        assert_same_rows(rows_by_run(spec, [run])[run.run_id], packed[run.run_id], columns, label=run, nan_matches=True)
+
+
+def test_a_stage_that_changes_nothing_equals_training_on():
+    # 60 steps then a 40-step stage that keeps everything == 100 steps in one stage.
+    staged = staged_spec(stages=[{"name": "more", "steps": 40}], grid_extra={})
+    plain = small_spec(training={"steps": 100, "eval_every": 20},
+                       grid={"repr_lr": [1e-3, 3e-2], "decoder_lr": [1e-2], "seed": [0, 1], "train_fraction": [0.6, 0.8]})
+    a, b = rows_by_run(staged, grid.expand(staged)), rows_by_run(plain, grid.expand(plain))
+    for run_a, run_b in zip(grid.expand(staged), grid.expand(plain), strict=True):
+        assert [r["stage"] for r in a[run_a.run_id]] == [0, 0, 0, 0, 1, 1]
+        assert_same_rows(b[run_b.run_id], a[run_a.run_id])
+
+
+def test_stage_rows_steps_and_logged_boundaries():
+    spec = staged_spec(stages=[{"name": "shrink", "steps": 35}, {"name": "last", "steps": 7}], grid_extra={})
+    run = grid.expand(spec)[0]
+    rows = rows_by_run(spec, [run])[run.run_id]
+    # Stage ends (60, 95, 102) are logged; a stage's end row is that stage's.
+    assert [(r["step"], r["stage"]) for r in rows] == [
+        (0, 0), (20, 0), (40, 0), (60, 0), (80, 1), (95, 1), (100, 2), (102, 2)]
+    assert spec.total_steps == 102
+
+
+def test_stage_subsets_are_nested_per_run_and_the_val_set_stays():
+    spec = staged_spec(stages=[{"name": "a", "steps": 5, "train_subset": 0.5}, {"name": "b", "steps": 5, "train_subset": 0.5}],
+                       grid_extra={})
+    run = grid.expand(spec)[0]
+    masks = [train.stage_train_mask(spec, run, 55, k) for k in range(3)]
+    assert [int(m.sum()) for m in masks] == [33, 16, 8]  # round(0.6 * 55), then halves, rounded
+    assert bool((masks[1] <= masks[0]).all()) and bool((masks[2] <= masks[1]).all())
+    other = next(r for r in grid.expand(spec) if r.seed != run.seed and r.train_fraction == run.train_fraction)
+    assert not torch.equal(masks[1], train.stage_train_mask(spec, other, 55, 1))  # each run draws its own
+    state = train.build_pack(spec, [run])
+    val = state.val_mask.clone()
+    train.enter_stage(state, 2)
+    assert torch.equal(state.train_mask[0], masks[2]) and torch.equal(state.val_mask, val)
+    assert torch.equal(val[0], ~masks[0])
+
+
+def test_entering_a_stage_changes_rates_and_keeps_moments():
+    spec = staged_spec()
+    runs = grid.expand(spec)[:3]
+    state = train.build_pack(spec, runs)
+    train.train_step(state)
+    moments = [m.clone() for pair in state.optimizer.state.values() for m in pair]
+    train.enter_stage(state, 1)
+    repr_group, decoder_group = state.optimizer.groups
+    assert repr_group.lr.tolist() == [2e-2] * 3 and decoder_group.weight_decay.tolist() == [0.5] * 3
+    assert repr_group.weight_decay.tolist() == [r.repr_wd for r in runs]
+    assert decoder_group.lr.tolist() == [r.decoder_lr for r in runs]
+    assert state.optimizer.step_count == 1  # the warm-up does not restart
+    after = [m for pair in state.optimizer.state.values() for m in pair]
+    assert all(torch.equal(a, b) for a, b in zip(moments, after, strict=True))
+
+
+@pytest.mark.parametrize("stop_after", [2, 3, 4, 5])  # inside stage 0, at its end row, inside stage 1
+def test_a_restored_staged_trainer_continues_exactly(stop_after):
+    spec = staged_spec(training={"steps": 60, "eval_every": 10, "batch_size": 8})
+    runs = grid.expand(spec)[:4]
+    straight = [row for rows in train.run_pack(spec, runs) for row in rows]
+    resumed_rows, second = rows_across_a_restart(spec, runs, stop_after)
+    assert second.finished
+    key = lambda r: (r["run_id"], r["step"])  # noqa: E731
+    assert sorted(map(key, resumed_rows)) == sorted(map(key, straight))
+    by_key = {key(r): r for r in straight}
+    for row in resumed_rows:
+        for column in ("stage", *CORE_COLUMNS):
+            assert row[column] == by_key[key(row)][column], (key(row), column)
+
+
+def test_early_stop_waits_for_the_last_stage():
+    # Threshold 0.01 and patience 1: every run is "decided" at step 0, yet each must live
+    # through stage 0 and stop at the last stage's first logged row.
+    spec = staged_spec(training={"early_stop": {"threshold": 0.01, "patience": 1}})
+    runs = grid.expand(spec)
+    rows = rows_by_run(spec, runs)
+    stopped = 0
+    for run in runs:
+        own = rows[run.run_id]
+        assert [r["step"] for r in own[:4]] == [0, 20, 40, 60] and own[-1]["stage"] == 1
+        first = own[4]  # the last stage's first row: decided there, or the run goes on
+        decided = first["train_acc"] >= 0.01 and first["val_acc"] >= 0.01
+        assert (own[-1]["step"] == 80) == decided
+        stopped += decided
+    assert stopped

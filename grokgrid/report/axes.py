@@ -20,15 +20,21 @@ DISPLAY_NAMES = {
     "init_scale": "init scale",
     "train_fraction": "training fraction",
     "seed": "seed",
+    "train_subset": "training subset",
 }
 
 
 def display_name(hyperparameter: str) -> str:
+    if "." in hyperparameter:  # an extra axis, e.g. a stage field: "shrink.train_subset"
+        owner, _, field = hyperparameter.partition(".")
+        return f"{owner}: {display_name(field)}"
     return DISPLAY_NAMES.get(hyperparameter, hyperparameter.replace("_", " "))
 
 
 def hyperparameter_columns(runs: pd.DataFrame) -> list[str]:
-    return [h for h in HYPERPARAMETERS if h in runs.columns]
+    """The seven hyperparameters, then the grid's extra axes (runs.parquet's dotted columns,
+    e.g. a stage's ``shrink.train_subset``)."""
+    return [h for h in HYPERPARAMETERS if h in runs.columns] + [c for c in runs.columns if "." in str(c)]
 
 
 def swept_axes(runs: pd.DataFrame) -> list[str]:

@@ -15,6 +15,7 @@ import plotly.io as pio
 
 from grokgrid.report.axes import format_value, swept_axes
 from grokgrid.report.cells import identity_columns, ordered_phases, phase_color, sorted_table
+from grokgrid.report.curves import stage_ends
 from grokgrid.report.curves import (
     MAX_CURVE_POINTS,
     CurveData,
@@ -136,7 +137,20 @@ _OVERVIEW_PANELS = (  # (metric, row, col)
 )
 
 
-def overview_figure(table: pd.DataFrame, curves: CurveData, rows: Sequence[int], labels: Sequence[str], title) -> go.Figure:
+STAGE_LINE = dict(color="#555", width=1, dash="dash")  # a stage boundary on every step axis
+
+
+def stage_shapes(ends: Sequence[int], x_axes: Sequence[str]) -> list[dict]:
+    """A dashed vertical line at each stage boundary in each panel (x axes ``x``, ``x2``...)."""
+    return [
+        dict(type="line", xref=axis, yref=f"{axis.replace('x', 'y')} domain", x0=end, x1=end, y0=0, y1=1,
+             line=STAGE_LINE, layer="below")
+        for end in ends for axis in x_axes
+    ]
+
+
+def overview_figure(table: pd.DataFrame, curves: CurveData, rows: Sequence[int], labels: Sequence[str], title,
+                    stage_ends: Sequence[int] = ()) -> go.Figure:
     chosen = np.concatenate([np.arange(curves.offsets[i], curves.offsets[i + 1]) for i in rows]) if len(rows) else []
     chosen_steps = curves.steps[chosen]
     zero_x = zero_step_x(chosen_steps)
@@ -209,6 +223,8 @@ def overview_figure(table: pd.DataFrame, curves: CurveData, rows: Sequence[int],
     )
     if title:
         layout["title"] = dict(text=title, x=0.0, xanchor="left")
+    if stage_ends:
+        layout["shapes"] = stage_shapes(stage_ends, ("x", "x2", "x3", "x4", "x5"))
     fig.update_layout(layout)
     return fig
 
@@ -227,7 +243,7 @@ def learning_curves_figure(
     table = sorted_table(runs, labels, swept_axes(runs))
     rows, _ = overview_runs(table, max_runs)
     curves = curve_data(metrics, table["run_id"].tolist())
-    return overview_figure(table, curves, rows, run_labels(table, identity_columns(table, [])), title)
+    return overview_figure(table, curves, rows, run_labels(table, identity_columns(table, [])), title, stage_ends(metrics))
 
 
 def cell_curves_figure(*, loss_log: bool = True) -> go.Figure:

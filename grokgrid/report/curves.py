@@ -39,6 +39,18 @@ class CurveData:
         return self.steps[a:b], {k: v[a:b] for k, v in self.values.items()}
 
 
+def stage_ends(metrics: pd.DataFrame) -> list[int]:
+    """The steps where a stage ends and the next begins (the last step of each stage but the
+    last), from the rows' ``stage`` column: every run of a sweep shares them. [] without stages."""
+    if "stage" not in metrics.columns or metrics.empty:
+        return []
+    stage = metrics["stage"].fillna(0).astype("int64")
+    if int(stage.max()) <= 0:
+        return []
+    ends = metrics["step"].groupby(stage).max().sort_index()
+    return [int(step) for step in ends.iloc[:-1]]
+
+
 def curve_data(metrics: pd.DataFrame, run_ids: Sequence[str], max_points: int = MAX_CURVE_POINTS) -> CurveData:
     """Each run's curves at step >= 0, sorted by step and downsampled to the first logged step at
     or after each of ``max_points`` log-spaced targets between its first positive and its last

@@ -27,7 +27,7 @@ from grokgrid.report import curve_figures
 from grokgrid.report.axes import display_name, resolve_axes, resolve_facet
 from grokgrid.report.cells import identity_columns, sorted_table
 from grokgrid.report.curve_figures import cell_curves_figure, overview_figure, overview_runs, run_labels
-from grokgrid.report.curves import curve_data, loss_axis_is_log
+from grokgrid.report.curves import curve_data, loss_axis_is_log, stage_ends
 from grokgrid.report.diagram import build_diagram
 from grokgrid.report.page_data import report_data
 from grokgrid.report.style import PLOT_CONFIG
@@ -120,8 +120,9 @@ def render_report(
     diagram = build_diagram(table, axes, facet, None)
     curves = curve_data(metrics, table["run_id"].tolist())
     overview_rows, overview_note = overview_runs(table)
-    overview = overview_figure(table, curves, overview_rows, run_labels(table, identity_columns(table, [])), None)
-    data = {**report_data(diagram, curves, axes, facet), "page": _script_settings()}
+    ends = stage_ends(metrics)  # stage boundaries, drawn on every curve panel
+    overview = overview_figure(table, curves, overview_rows, run_labels(table, identity_columns(table, [])), None, ends)
+    data = {**report_data(diagram, curves, axes, facet), "stage_ends": ends, "page": _script_settings()}
     return Template(asset("page.html")).substitute(
         title=html.escape(title),
         error_trap=asset("error_trap.js"),

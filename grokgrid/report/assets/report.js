@@ -90,6 +90,13 @@
           });
         }
       });
+      // Stage boundaries (spec stages:): a dashed line in every panel, where the next stage begins.
+      (data.stage_ends || []).forEach(function (end) {
+        ["x", "x2", "x3"].forEach(function (axis) {
+          shapes.push({type: "line", xref: axis, yref: axis.replace("x", "y") + " domain", x0: end, x1: end, y0: 0,
+                       y1: 1, layer: "below", line: {color: "#555", width: 1, dash: "dash"}});
+        });
+      });
       // Log-axis ticks for this cell's ranges: a label per decade over two decades, else 1-2-5.
       var steps = [], losses = [];
       traces.forEach(function (t) {
