@@ -10,6 +10,10 @@ to its subset of the previous stage's and its learning rates and weight decays c
 optimizer's moments and step count, hence the warm-up, carry on). The validation set stays the
 examples outside the first stage's training set. A run's masks and rates in a stage are a pure
 function of the run and the stage, so a restored pack recomputes them from its step.
+
+Interventions (interventions.py: Grokfast, input perturbation, StableMax, orthogonal gradients)
+hook into a training step: the perturbed forward, the loss, and the gradients between the
+backward pass and the update; their per-run state goes into the checkpoint.
 """
 
 from __future__ import annotations
