@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from grokgrid.spec import HYPERPARAMETERS, SweepSpec
+from grokgrid.spec import HYPERPARAMETERS, TRAINING_ADDED_LATER, SweepSpec
 
 RUN_ID_LENGTH = 12
 
@@ -77,12 +77,13 @@ def _digest(payload: Any) -> str:
 
 # Optional training features, and the value that means "off". Off, they are left out of the
 # recipe, so adding such a feature to grokgrid never changes the ids of runs that do not use it.
-OPTIONAL_TRAINING = {"early_stop": None, "log_schedule": None, "batch_size": None, "warmup_steps": 0}
+OPTIONAL_TRAINING = {"early_stop": None, "log_schedule": None, "batch_size": None, "warmup_steps": 0, **TRAINING_ADDED_LATER}
 
 
 def recipe(spec: SweepSpec) -> dict[str, Any]:
     """What every run of the sweep shares and what determines its results. Stages enter only
-    when there are some (a spec without them keeps its run ids)."""
+    when there are some (a spec without them keeps its run ids); the interventions
+    (spec.TRAINING_ADDED_LATER) only when on."""
     data = spec.to_dict()
     training = {k: v for k, v in data["training"].items() if not (k in OPTIONAL_TRAINING and v == OPTIONAL_TRAINING[k])}
     # Where a task's files are (mnist's root) is not what they hold: left out (Kind.locations).

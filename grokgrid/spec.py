@@ -81,6 +81,52 @@ class LogScheduleSpec:
     per_decade: int = 20
 
 
+# Grokfast's filters (Lee et al. 2024, ironjr/grokfast grokfast.py): gradfilter_ema and
+# gradfilter_ma, and each filter's default amplification lamb (their README's settings).
+GROKFAST_FILTERS = ("ema", "ma")
+GROKFAST_LAMB = {"ema": 2.0, "ma": 5.0}
+# Interventions that are grid axes (`training.<intervention>.<field>`): per-run values inside one
+# pack (no shape changes), 0 meaning "off" for lamb and sigma.
+INTERVENTION_AXES = ("training.grokfast.lamb", "training.grokfast.alpha", "training.perturbation.sigma")
+# The models whose continuous input (``embed``, then ``from_embedded``) the perturbation noises.
+PERTURBABLE_MODELS = ("mlp", "transformer")
+
+
+@dataclass(frozen=True)
+class GrokfastSpec:
+    """Grokfast: before each update, every gradient g becomes g + lamb * filtered(g).
+
+    ``filter: ema``: filtered = ema, ema = alpha * ema + (1 - alpha) * g (started at the first
+    gradient, as the reference's gradfilter_ema). ``filter: ma``: the mean of the last ``window``
+    gradients, applied only once the window is full unless ``warmup`` is false (gradfilter_ma).
+    ``lamb`` (and ``alpha``) None: swept on the grid (``training.grokfast.lamb``), per run.
+    """
+
+    filter: str = "ema"
+    alpha: float | None = 0.98  # ema only (None for ma)
+    lamb: float | None = None  # None after parsing: a grid axis
+    window: int = 100  # ma only
+    warmup: bool = True  # ma only: no filtering until the window is full
+
+    def written(self) -> dict[str, Any]:
+        """The fields that mean something for this filter, and only those set (a swept one is
+        the grid's)."""
+        keys = ("filter", "alpha", "lamb") if self.filter == "ema" else ("filter", "lamb", "window", "warmup")
+        return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
+
+
+@dataclass(frozen=True)
+class PerturbationSpec:
+    """Tan & Huang's perturbation (input/embedding noise): in training steps only, Gaussian noise
+    of scale ``sigma`` is added to the model's continuous input (embeddings or features), drawn
+    per run from a generator of its own seed. None: swept on the grid (``training.perturbation.sigma``)."""
+
+    sigma: float | None = None
+
+    def written(self) -> dict[str, Any]:
+        return {} if self.sigma is None else {"sigma": self.sigma}
+
+
 @dataclass(frozen=True)
 class TrainingSpec:
     steps: int = 5000
@@ -93,6 +139,15 @@ class TrainingSpec:
     log_schedule: LogScheduleSpec | None = None  # None: log every eval_every steps
     batch_size: int | None = None  # None: full batch; else each run draws its own random batch per step
     warmup_steps: int = 0  # linear lr warm-up over the first steps (Power, Nanda: 10)
+    # Grokking interventions (issue 17); None / False: off, and left out of dumps and run ids.
+    grokfast: GrokfastSpec | None = None
+    perturbation: PerturbationSpec | None = None
+    orthogonal_gradients: bool = False  # Prieto et al.'s ⊥Grad: project each gradient off its parameter
+
+
+# Training fields added after runs were made, and their "off" value: off, a field is left out
+# of the dumped spec (and grid.recipe leaves it out of run ids), so older specs read as before.
+TRAINING_ADDED_LATER = {"grokfast": None, "perturbation": None, "orthogonal_gradients": False}
 
 
 @dataclass(frozen=True)
@@ -216,10 +271,23 @@ class SweepSpec:
         if self.stages:
             data["stages"] = [_plain(stage.written()) for stage in self.stages]
         data["task"], data["model"] = _plain(self.task.written()), _plain(self.model.written())
+        data["training"] = _training_written(self.training)
         data["phases"] = written_fields(self.phases)  # a criterion added later: only when set
         if self.expect:
             data["expect"] = [item.to_data() for item in self.expect]
         return data
+
+
+def _training_written(training: TrainingSpec) -> dict[str, Any]:
+    """The training section as written: the added-later fields only when on."""
+    data = _plain(dataclasses.asdict(training))
+    for key, off in TRAINING_ADDED_LATER.items():
+        value = getattr(training, key)
+        if value == off:
+            del data[key]
+        elif hasattr(value, "written"):
+            data[key] = _plain(value.written())
+    return data
 
 
 def _plain(value: Any) -> Any:
@@ -283,12 +351,88 @@ def _training(data: Mapping[str, Any]) -> TrainingSpec:
         log_schedule=_log_schedule(data.get("log_schedule", d.log_schedule)),
         batch_size=None if data.get("batch_size") is None else check.integer("training.batch_size", data["batch_size"]),
         warmup_steps=check.integer("training.warmup_steps", data.get("warmup_steps", d.warmup_steps)),
+        grokfast=_grokfast(data.get("grokfast")),
+        perturbation=_perturbation(data.get("perturbation")),
+        orthogonal_gradients=check.boolean("training.orthogonal_gradients", data.get("orthogonal_gradients", False)),
     )
     if training.batch_size is not None:
         check.at_least("training.batch_size", training.batch_size, 1)
     check.at_least("training.warmup_steps", training.warmup_steps, 0)
     check.at_least("training.eps", training.eps, 0, strict=True)
     return training
+
+
+def _grokfast(raw: Any) -> GrokfastSpec | None:
+    """``training.grokfast``: the filter and its settings; lamb (and alpha) may be left to the
+    grid (resolved by _resolve_interventions once the grid's axes are known)."""
+    if raw is None or raw is False:
+        return None
+    where = "training.grokfast"
+    data = check.mapping(where, raw)
+    check.reject_unknown(where, data, GrokfastSpec)
+    name = check.choice(f"{where}.filter", data.get("filter", "ema"), GROKFAST_FILTERS)
+    other = ("window", "warmup") if name == "ema" else ("alpha",)
+    for key in other:
+        if key in data:
+            raise SpecError(f"{where}.{key}", f"not a setting of filter {name}",
+                            "alpha is the ema filter's; window and warmup are the ma filter's")
+    d = GrokfastSpec()
+    # alpha and lamb stay None when left out: their defaults are filled, or the grid sweeps them.
+    alpha = None if data.get("alpha") is None else _intervention_value(f"{where}.alpha", "alpha", data["alpha"])
+    lamb = None if data.get("lamb") is None else _intervention_value(f"{where}.lamb", "lamb", data["lamb"])
+    window = check.integer(f"{where}.window", data.get("window", d.window))
+    check.at_least(f"{where}.window", window, 1)
+    warmup = check.boolean(f"{where}.warmup", data.get("warmup", d.warmup))
+    return GrokfastSpec(filter=name, alpha=alpha, lamb=lamb, window=window, warmup=warmup)
+
+
+def _perturbation(raw: Any) -> PerturbationSpec | None:
+    if raw is None or raw is False:
+        return None
+    where = "training.perturbation"
+    data = check.mapping(where, raw)
+    check.reject_unknown(where, data, PerturbationSpec)
+    sigma = None if data.get("sigma") is None else _intervention_value(f"{where}.sigma", "sigma", data["sigma"])
+    return PerturbationSpec(sigma=sigma)
+
+
+def _intervention_value(where: str, key: str, raw: Any) -> float:
+    """lamb and sigma >= 0 (0: off for that run); alpha in [0, 1)."""
+    value = check.number(where, raw)
+    if key == "alpha":
+        if not 0 <= value < 1:
+            raise SpecError(where, f"must be in [0, 1), got {value:g}", "use an EMA momentum such as 0.98")
+    else:
+        check.at_least(where, value, 0)
+    return value
+
+
+def _resolve_interventions(training: TrainingSpec, extra: tuple[tuple[str, tuple], ...]) -> TrainingSpec:
+    """Fill an intervention's strength from its default unless the grid sweeps it, refuse one set
+    in both places, and require the section an axis sweeps (it says which filter)."""
+    swept = {name for name, _ in extra}
+    for axis in sorted(swept & set(INTERVENTION_AXES)):
+        _, section, key = axis.split(".")
+        value = getattr(training, section)
+        if value is None:
+            example = "grokfast: {filter: ema}" if section == "grokfast" else "perturbation: {}"
+            raise SpecError(f"grid.{axis}", f"training.{section} is not set",
+                            f"add '{example}' under training (its {key} then comes from this axis)")
+        if key == "alpha" and value.filter != "ema":
+            raise SpecError(f"grid.{axis}", f"filter {value.filter} has no alpha", "sweep alpha with filter: ema")
+        if getattr(value, key) is not None:
+            raise SpecError(f"grid.{axis}", f"training.{section} also sets {key}",
+                            f"set it in one place: remove training.{section}.{key} or the axis")
+    grokfast, perturbation = training.grokfast, training.perturbation
+    if grokfast is not None:
+        defaults = {"lamb": GROKFAST_LAMB[grokfast.filter], "alpha": GrokfastSpec.alpha if grokfast.filter == "ema" else None}
+        grokfast = dataclasses.replace(grokfast, **{
+            key: default for key, default in defaults.items()
+            if getattr(grokfast, key) is None and f"training.grokfast.{key}" not in swept})
+    if perturbation is not None and perturbation.sigma is None and "training.perturbation.sigma" not in swept:
+        raise SpecError("training.perturbation.sigma", "missing",
+                        "give the noise scale, e.g. sigma: 0.1, or sweep grid.training.perturbation.sigma")
+    return dataclasses.replace(training, grokfast=grokfast, perturbation=perturbation)
 
 
 def _log_schedule(raw: Any) -> LogScheduleSpec | None:
@@ -496,6 +640,9 @@ def _extra_axes(data: Mapping[str, Any], stages: tuple[StageSpec, ...]) -> tuple
         if "." not in key:
             continue
         where = f"grid.{check.shown_key(key)}"
+        if key.startswith("training."):
+            axes.append((key, _intervention_axis(where, key, raw)))
+            continue
         stage_name, _, field_name = key.partition(".")
         stage = next((s for s in stages if s.name == stage_name), None)
         if stage is None:
@@ -514,6 +661,19 @@ def _extra_axes(data: Mapping[str, Any], stages: tuple[StageSpec, ...]) -> tuple
             _check_stage_value(f"{where}[{i}]" if isinstance(raw, (list, tuple)) else where, field_name, v)
         axes.append((key, tuple(values)))
     return tuple(axes)
+
+
+def _intervention_axis(where: str, key: str, raw: Any) -> tuple[float, ...]:
+    """An intervention's strength swept per run (``training.grokfast.lamb``, ...)."""
+    if key not in INTERVENTION_AXES:
+        raise SpecError(where, f"{key!r} cannot be a grid axis", f"sweep one of {', '.join(INTERVENTION_AXES)}")
+    values = _grid_values(where, raw)
+    if len(set(values)) != len(values):
+        raise SpecError(where, f"repeated values {values}", "list each value once")
+    field_name = key.rpartition(".")[2]
+    for i, v in enumerate(values):
+        _intervention_value(f"{where}[{i}]" if isinstance(raw, (list, tuple)) else where, field_name, v)
+    return tuple(values)
 
 
 _SECTIONS = {
@@ -541,6 +701,7 @@ def spec_from_dict(data: Any) -> SweepSpec:
     sections = {key: build(check.mapping(key, data.get(key))) for key, build in _SECTIONS.items()}
     stages = _stages(data.get("stages"))
     sections["grid"] = dataclasses.replace(sections["grid"], extra=_extra_axes(check.mapping("grid", data.get("grid")), stages))
+    sections["training"] = _resolve_interventions(sections["training"], sections["grid"].extra)
     expect = expectations.parse(data.get("expect"), sections["grid"].axes())
     spec = SweepSpec(name=name, description=description, **sections, expect=expect, stages=stages)
     _check_consistency(spec)
@@ -555,6 +716,9 @@ def _check_consistency(spec: SweepSpec) -> None:
             f"model {spec.model.name} does not read task {spec.task.name}'s inputs",
             f"use one of {', '.join(spec.task.models)}",
         )
+    if spec.training.perturbation is not None and spec.model.name not in PERTURBABLE_MODELS:
+        raise SpecError("training.perturbation", f"model {spec.model.name} exposes no continuous input to perturb",
+                        f"use model {' or '.join(PERTURBABLE_MODELS)}, or remove the perturbation")
     examples = spec.task.n_examples
     for i, fraction in enumerate(spec.grid.train_fraction):
         n_train = round(fraction * examples)

@@ -10,6 +10,10 @@ to its subset of the previous stage's and its learning rates and weight decays c
 optimizer's moments and step count, hence the warm-up, carry on). The validation set stays the
 examples outside the first stage's training set. A run's masks and rates in a stage are a pure
 function of the run and the stage, so a restored pack recomputes them from its step.
+
+Interventions (interventions.py: Grokfast, input perturbation, StableMax, orthogonal gradients)
+hook into a training step: the perturbed forward, the loss, and the gradients between the
+backward pass and the update; their per-run state goes into the checkpoint.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from typing import Iterator, Sequence
 import torch
 
 from grokgrid import metrics, stages
+from grokgrid.interventions import Interventions, stablemax_cross_entropy
 from grokgrid.grid import RunConfig
 from grokgrid import progress_measures
 from grokgrid.models import token_embedding
@@ -58,6 +63,8 @@ class PackState:
     spec: SweepSpec | None = None  # for the stages' masks and rates (enter_stage)
     stage: int = 0  # the stage whose training set and rates are in place
     group_kinds: tuple[str, ...] = ()  # "repr" / "decoder" per optimizer group, for a stage's rates
+    interventions: Interventions | None = None  # Grokfast, perturbation, ⊥Grad, StableMax (none: plain training)
+    params: tuple[torch.nn.Parameter, ...] = ()  # the model's parameters, in a fixed order (the filters' state follows it)
 
 
 # Perturbed entropy looks at this many examples (a fixed subset): its Gram matrix is n x n.
@@ -106,6 +113,8 @@ def build_pack(spec: SweepSpec, runs: Sequence[RunConfig], device: str | torch.d
         ],
         spec=spec,
         group_kinds=kinds,
+        interventions=Interventions(spec, runs),
+        params=tuple(model.parameters()),
     )
 
 
@@ -157,6 +166,8 @@ def per_example_loss(state: PackState, outputs: torch.Tensor, targets: torch.Ten
     targets = state.targets if targets is None else targets
     if state.data.n_classes is None:
         return metrics.regression_loss(outputs, targets)
+    if state.interventions is not None and state.interventions.stablemax:
+        return stablemax_cross_entropy(outputs, targets)
     return metrics.per_example_loss(outputs, targets, state.templates)
 
 
@@ -203,10 +214,13 @@ def train_step(state: PackState) -> None:
     """One update of every run in the pack (full batch or one minibatch each)."""
     state.optimizer.zero_grad()
     inputs, targets, mask = step_examples(state, batch_mask(state))
-    outputs = state.model(inputs)
+    interventions = state.interventions
+    outputs = state.model(inputs) if interventions is None else interventions.forward(state.model, inputs, mask)
     train_loss = metrics.masked_mean(per_example_loss(state, outputs, targets), mask)
     # Runs share no parameters, so summing their losses gives each run its own gradient.
     train_loss.sum().backward()
+    if interventions is not None:
+        interventions.before_step(state.params)
     state.optimizer.step()
 
 
@@ -267,6 +281,8 @@ def keep_runs(state: PackState, keep: Sequence[bool]) -> None:
             p.grad = None
             p.data = p.data.index_select(0, index)
     state.optimizer.keep_runs(index)
+    if state.interventions is not None:
+        state.interventions.keep_runs(keep, index)
     state.train_mask = state.train_mask.index_select(0, index)
     state.val_mask = state.val_mask.index_select(0, index)
     if state.templates is not None:
@@ -355,8 +371,9 @@ class PackTrainer:
             self.step_logged = False
 
     def state_dict(self) -> dict:
-        """Parameters, optimizer moments, step, runs still in the pack, early-stop streaks and
-        each run's batch generator (minibatch training; full batch draws nothing after init), so
+        """Parameters, optimizer moments, step, runs still in the pack, early-stop streaks,
+        each run's batch generator (minibatch training; full batch draws nothing after init) and
+        the interventions' state (Grokfast's filter, the perturbation's generators), so
         a restored pack continues bit for bit on the same device and thread count.
         """
         return {
@@ -368,6 +385,7 @@ class PackTrainer:
             "optimizer": self.state.optimizer.state_dict(),
             "streaks": dict(self.early_stop.streak),
             "batch_rng": [g.get_state() for g in self.state.batch_generators or []],
+            "interventions": self.state.interventions.state_dict(),  # Grokfast's filter, the noise generators
         }
 
     def load_state_dict(self, data: dict) -> None:
@@ -385,6 +403,8 @@ class PackTrainer:
         self.early_stop.streak = dict(data["streaks"])
         for generator, saved in zip(self.state.batch_generators or [], data.get("batch_rng", []), strict=True):
             generator.set_state(saved)
+        # A checkpoint from before the interventions holds none (nor does its spec use any).
+        self.state.interventions.load_state_dict(data.get("interventions", {}), self.state.params)
 
 
 def run_pack(spec: SweepSpec, runs: Sequence[RunConfig], device: str | torch.device = "cpu") -> Iterator[list[dict]]:

@@ -873,6 +873,7 @@ def test_stage_boundaries_are_drawn_and_stage_axes_are_axes(tables):
     assert report.curves.stage_ends(staged) == [100] and report.curves.stage_ends(metrics) == []
     assert "shrink.train_subset" in report.hyperparameter_columns(runs)
     assert report.display_name("shrink.train_subset") == "shrink: training subset"
+    assert report.display_name("training.grokfast.lamb") == "grokfast: lamb"
     fig = report.learning_curves_figure(runs, labels, staged)
     lines = [s for s in fig.layout.shapes if s.x0 == 100]
     assert {s.xref for s in lines} == {"x", "x2", "x3", "x4", "x5"}

@@ -13,6 +13,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from grokgrid.grid import expand
 from grokgrid.spec import (
     HYPERPARAMETERS,
     SpecError,
@@ -369,15 +370,13 @@ def test_each_kind_is_registered_under_its_name():
 def test_the_transformer_init_is_written_only_when_it_is_not_the_default():
     # init came after transformer runs existed: at its default it is left out of the dump, so
     # their run ids stay; "nanda" is written, round-trips, and is another recipe.
-    from grokgrid import grid
-
     base = {"name": "t", "task": {"name": "modular", "p": 11}, "model": {"name": "transformer"}}
     plain = spec_from_dict(base)
     torch_init = spec_from_dict({**base, "model": {"name": "transformer", "init": "torch"}})
     nanda = spec_from_dict({**base, "model": {"name": "transformer", "init": "nanda"}})
     assert "init" not in plain.to_dict()["model"] and dump_spec(torch_init) == dump_spec(plain)
     assert "init: nanda" in dump_spec(nanda) and spec_from_dict(parse_yaml(dump_spec(nanda))) == nanda
-    assert grid.expand(plain)[0].run_id == grid.expand(torch_init)[0].run_id != grid.expand(nanda)[0].run_id
+    assert expand(plain)[0].run_id == expand(torch_init)[0].run_id != expand(nanda)[0].run_id
     with pytest.raises(SpecError, match=r"^model\.init: unknown value 'xavier'; use one of torch, nanda$"):
         spec_from_dict({**base, "model": {"name": "transformer", "init": "xavier"}})
 
@@ -451,3 +450,88 @@ def test_a_claim_may_select_runs_by_a_stage_axis():
     assert spec.expect[0].where[0][0] == "shrink.train_subset"
     bad = _staged(expect=[{"claim": "c", "where": {"shrink.train_subset": 0.25}, "phases": {"present": ["grokking"]}}])
     assert error_of(bad).where == "expect[0].where.shrink.train_subset"
+
+
+# ----------------------------------------------------------------------------- interventions
+
+INTERVENED = {
+    "name": "fast",
+    "task": {"name": "modular", "p": 11, "loss": "stablemax"},
+    "model": {"name": "mlp", "hidden": [16]},
+    "training": {"steps": 100, "grokfast": {"filter": "ema"}, "perturbation": {}, "orthogonal_gradients": True},
+    "grid": {"training.grokfast.lamb": [0, 2], "training.perturbation.sigma": [0.0, 0.1]},
+}
+
+
+def test_interventions_and_their_axes_round_trip():
+    spec = spec_from_dict(INTERVENED)
+    assert spec.training.grokfast.alpha == 0.98 and spec.training.grokfast.lamb is None  # the grid's
+    assert spec.training.perturbation.sigma is None and spec.training.orthogonal_gradients
+    assert spec.grid.swept() == ("training.grokfast.lamb", "training.perturbation.sigma") and spec.grid.size() == 4
+    text = dump_spec(spec)
+    assert spec_from_dict(parse_yaml(text)) == spec and dump_spec(spec_from_dict(parse_yaml(text))) == text
+    training = parse_yaml(text)["training"]
+    assert training["grokfast"] == {"filter": "ema", "alpha": 0.98} and training["perturbation"] == {}
+    assert {run.value("training.grokfast.lamb") for run in expand(spec)} == {0.0, 2.0}
+
+
+def test_each_filter_gets_its_papers_default_lamb_and_only_its_own_settings():
+    ema = spec_from_dict({"name": "e", "training": {"grokfast": {}}}).training.grokfast
+    ma = spec_from_dict({"name": "m", "training": {"grokfast": {"filter": "ma"}}}).training.grokfast
+    assert (ema.filter, ema.alpha, ema.lamb) == ("ema", 0.98, 2.0)
+    assert (ma.alpha, ma.lamb, ma.window, ma.warmup) == (None, 5.0, 100, True)
+    assert parse_yaml(dump_spec(spec_from_dict({"name": "m", "training": {"grokfast": {"filter": "ma"}}})))["training"]["grokfast"] == {
+        "filter": "ma", "lamb": 5.0, "window": 100, "warmup": True}
+
+
+def test_interventions_left_out_change_no_dump_and_a_used_one_changes_the_run_ids():
+    plain = spec_from_dict(MINIMAL)
+    text = dump_spec(plain)
+    assert not {"grokfast", "perturbation", "orthogonal_gradients"} & set(parse_yaml(text)["training"])
+    off = spec_from_dict({**MINIMAL, "training": {"grokfast": None, "orthogonal_gradients": False}})
+    assert dump_spec(off) == text and expand(off)[0].run_id == expand(plain)[0].run_id
+    on = spec_from_dict({**MINIMAL, "training": {"orthogonal_gradients": True}})
+    assert expand(on)[0].run_id != expand(plain)[0].run_id
+
+
+def _intervened(training=None, grid=None, **changes) -> dict:
+    return {**INTERVENED, "training": {**INTERVENED["training"], **(training or {})},
+            "grid": grid if grid is not None else INTERVENED["grid"], **changes}
+
+
+@pytest.mark.parametrize(
+    "data, field, words",
+    [
+        (_intervened(training={"grokfast": {"filter": "fir"}}), "training.grokfast.filter", "use one of ema, ma"),
+        (_intervened(training={"grokfast": {"filter": "ema", "window": 10}}), "training.grokfast.window", "not a setting of filter ema"),
+        (_intervened(training={"grokfast": {"filter": "ma", "alpha": 0.9}}, grid={}), "training.grokfast.alpha", "not a setting of filter ma"),
+        (_intervened(training={"grokfast": {"alpha": 1.0}}), "training.grokfast.alpha", "[0, 1)"),
+        (_intervened(training={"grokfast": {"lamb": -1}}, grid={}), "training.grokfast.lamb", ">= 0"),
+        (_intervened(training={"grokfast": {"filter": "ma", "window": 0}}), "training.grokfast.window", ">= 1"),
+        (_intervened(training={"grokfast": {"filter": "ma", "warmup": "yes"}}), "training.grokfast.warmup", "true or false"),
+        (_intervened(training={"grokfast": {"beta": 1}}), "training.grokfast.beta", "unknown key"),
+        (_intervened(training={"grokfast": {"lamb": 2}}), "grid.training.grokfast.lamb", "also sets lamb"),
+        (_intervened(training={"grokfast": None}), "grid.training.grokfast.lamb", "training.grokfast is not set"),
+        (_intervened(training={"grokfast": {"filter": "ma"}}, grid={"training.grokfast.alpha": [0.9]}),
+         "grid.training.grokfast.alpha", "filter ma has no alpha"),
+        (_intervened(grid={"training.grokfast.lamb": [0, -2]}), "grid.training.grokfast.lamb[1]", ">= 0"),
+        (_intervened(grid={"training.grokfast.window": [10, 100]}), "grid.training.grokfast.window", "cannot be a grid axis"),
+        (_intervened(grid={"training.steps": [10, 100]}), "grid.training.steps", "cannot be a grid axis"),
+        (_intervened(grid={}), "training.perturbation.sigma", "missing"),
+        (_intervened(training={"perturbation": {"sigma": -0.1}}, grid={}), "training.perturbation.sigma", ">= 0"),
+        (_intervened(training={"perturbation": None}, grid={"training.perturbation.sigma": [0.1]}),
+         "grid.training.perturbation.sigma", "add 'perturbation: {}' under training"),
+        (_intervened(model={"name": "toy"}, task={"name": "toy_addition"}), "training.perturbation", "use model mlp or transformer"),
+        (_intervened(training={"orthogonal_gradients": 1}), "training.orthogonal_gradients", "true or false"),
+        (_intervened(task={"name": "modular", "loss": "focal"}), "task.loss", "use one of mse, ce, stablemax"),
+    ],
+)
+def test_bad_interventions_name_the_field(data, field, words):
+    err = error_of(data)
+    assert err.where == field and words in str(err) and "\n" not in str(err)
+
+
+def test_a_claim_may_select_runs_by_an_intervention_axis():
+    spec = spec_from_dict(_intervened(expect=[{"claim": "grokfast groks sooner", "where": {"training.grokfast.lamb": 2},
+                                               "phases": {"present": ["comprehension"]}}]))
+    assert spec.expect[0].where[0][0] == "training.grokfast.lamb"

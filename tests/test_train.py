@@ -231,9 +231,26 @@ def test_keep_runs_cuts_parameters_and_optimizer_state():
     train.train_step(state)  # still trains after the cut
 
 
+# The interventions whose state a checkpoint must carry: Grokfast's filters, the noise generators.
+RESTORED_INTERVENTIONS = {
+    "none": ({}, {}),
+    "grokfast-ema": ({"grokfast": {"filter": "ema", "alpha": 0.9}}, {"training.grokfast.lamb": [0.0, 2.0]}),
+    "grokfast-ma": ({"grokfast": {"filter": "ma", "window": 7}}, {}),
+    "perturbation": ({"perturbation": {}}, {"training.perturbation.sigma": [0.0, 0.2]}),
+}
+
+
+@pytest.mark.parametrize("intervention", sorted(RESTORED_INTERVENTIONS))
 @pytest.mark.parametrize("stop_after", [1, 4, 9])
-def test_a_restored_trainer_continues_exactly(stop_after):
-    spec = small_spec(training={"steps": 100, "eval_every": 10, "early_stop": {"threshold": 0.5, "patience": 2}})
+def test_a_restored_trainer_continues_exactly(stop_after, intervention):
+    training, axes = RESTORED_INTERVENTIONS[intervention]
+    if intervention == "perturbation":  # a model with a continuous input to perturb
+        spec = spec_from_dict({"name": "p", **FAMILIES["modular-mlp"],
+                               "training": {"steps": 100, "eval_every": 10, "precision": "float64", **training},
+                               "grid": {"decoder_lr": [1e-2], "seed": [0, 1], **axes}})
+    else:
+        spec = small_spec(training={"steps": 100, "eval_every": 10, "early_stop": {"threshold": 0.5, "patience": 2}, **training},
+                          grid={"repr_lr": [1e-3, 3e-2], "decoder_lr": [1e-3, 1e-2], "seed": [0, 1], "train_fraction": [0.5, 0.8], **axes})
     runs = grid.expand(spec)[:4]
     straight = [row for rows in train.run_pack(spec, runs) for row in rows]
     resumed_rows, second = rows_across_a_restart(spec, runs, stop_after)
@@ -545,3 +562,73 @@ def test_early_stop_waits_for_the_last_stage():
         assert (own[-1]["step"] == 80) == decided
         stopped += decided
     assert stopped
+
+
+# ----------------------------------------------------------------------------- interventions
+
+
+INTERVENTIONS = {
+    "grokfast-ema": ({"grokfast": {"filter": "ema"}}, {"training.grokfast.lamb": [0.0, 2.0], "training.grokfast.alpha": [0.5, 0.98]}),
+    "grokfast-ma": ({"grokfast": {"filter": "ma", "window": 3}}, {"training.grokfast.lamb": [0.0, 5.0]}),
+    "perturbation": ({"perturbation": {}}, {"training.perturbation.sigma": [0.0, 0.1]}),
+    "orthogonal": ({"orthogonal_gradients": True}, {}),
+    "stablemax": ({}, {}),
+    "all": ({"grokfast": {"filter": "ema", "lamb": 2.0}, "perturbation": {"sigma": 0.05}, "orthogonal_gradients": True}, {}),
+}
+
+
+@pytest.mark.parametrize("splits", sorted(SPLITS))
+@pytest.mark.parametrize("family", ["modular-mlp", "modular-onehot", "transformer", "digits"])
+@pytest.mark.parametrize("intervention", sorted(INTERVENTIONS))
+def test_every_intervention_trains_packed_exactly_as_alone(intervention, family, splits):
+    training, axes = INTERVENTIONS[intervention]
+    task = dict(FAMILIES[family]["task"])
+    if intervention in ("stablemax", "all"):
+        task["loss"] = "stablemax"
+    spec = spec_from_dict({
+        "name": "i", "task": task, "model": FAMILIES[family]["model"],
+        "training": {"steps": 6, "eval_every": 2, "precision": "float64", **training},
+        "grid": {"decoder_lr": [1e-2], "decoder_wd": [0.0, 1.0], **SPLITS[splits], **axes},
+    })
+    runs = grid.expand(spec)
+    packed = rows_by_run(spec, runs)
+    columns = [c for c in store.METRIC_COLUMNS if c not in ("run_id", "elapsed_s")]
+    for run in runs[::3]:
+        assert_same_rows(rows_by_run(spec, [run])[run.run_id], packed[run.run_id], columns, label=run, nan_matches=True)
+
+
+@pytest.mark.parametrize("axis, off", [("training.grokfast.lamb", 0.0), ("training.perturbation.sigma", 0.0)])
+def test_an_intervention_at_strength_zero_trains_as_without_it(axis, off):
+    section = axis.split(".")[1]
+    base = {"name": "z", **FAMILIES["modular-mlp"], "training": {"steps": 30, "eval_every": 10, "precision": "float64"},
+            "grid": {"decoder_lr": [1e-2], "seed": [0]}}
+    plain = spec_from_dict(base)
+    zero = spec_from_dict({**base, "training": {**base["training"], section: {}}, "grid": {**base["grid"], axis: [off]}})
+    (a,), (b,) = rows_by_run(plain, grid.expand(plain)).values(), rows_by_run(zero, grid.expand(zero)).values()
+    # The perturbed forward sums the first layer in another order than the plain one (rounding only).
+    assert_same_rows(a, b)
+
+
+def test_perturbation_noises_training_steps_only():
+    spec = spec_from_dict({"name": "n", **FAMILIES["modular-mlp"], "training": {"steps": 1, "perturbation": {"sigma": 1.0}}})
+    state = train.build_pack(spec, grid.expand(spec))
+    before = train.evaluate(state)
+    again = train.evaluate(state)
+    assert all(torch.equal(before[k], again[k]) or torch.isnan(before[k]).all() for k in before)  # no noise in evaluation
+    inputs, targets, mask = train.step_examples(state, state.train_mask)
+    noisy = state.interventions.forward(state.model, inputs, mask)
+    clean = state.model(inputs)
+    assert not torch.allclose(noisy, clean)
+
+
+def test_orthogonal_gradients_in_a_pack_are_orthogonal_to_each_parameter():
+    spec = spec_from_dict({"name": "o", **FAMILIES["modular-mlp"], "training": {"steps": 1, "optimizer": "sgd", "orthogonal_gradients": True},
+                           "grid": {"repr_lr": [1e-3], "decoder_lr": [1e-3]}})
+    state = train.build_pack(spec, grid.expand(spec))
+    state.optimizer.zero_grad()
+    inputs, targets, mask = train.step_examples(state, state.train_mask)
+    metrics.masked_mean(train.per_example_loss(state, state.model(inputs), targets), mask).sum().backward()
+    state.interventions.before_step(state.params)
+    for p in state.params:
+        w, g = p.detach(), p.grad
+        assert abs(float((w * g).sum())) < 1e-4 * float(w.norm() * g.norm())

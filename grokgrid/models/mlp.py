@@ -16,7 +16,8 @@ Three input modes (exactly one of ``in_features`` / ``n_tokens``):
 
 The forward pass is split so that progress measures can perturb the continuous input:
 ``embed(inputs)`` -> [K, N, d_in], ``features(embedded, layer)`` -> a hidden layer's
-activations [K, N, width], ``readout`` of the last hidden layer -> [K, N, out_dim].
+activations [K, N, width]; ``from_embedded(embedded)`` -> [K, N, out_dim] (the perturbation
+intervention's forward: interventions.py).
 """
 
 from __future__ import annotations
@@ -153,6 +154,15 @@ class MLP(nn.Module):
             # for the backward pass).
             out = gathered if out is None else out.add_(gathered)
         return out
+
+    def from_embedded(self, embedded: torch.Tensor) -> torch.Tensor:
+        """[K, N, out_dim] for a continuous input [K, N, in_dim] (``embed``'s output, perhaps
+        perturbed: interventions.Perturbation)."""
+        last = len(self.weights) - 1
+        x = embedded
+        for index in range(last):
+            x = self.activate_owned(self._layer(index, x))  # _layer's fresh output
+        return self._layer(last, x)
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         """[K, N, out_dim] for token ids [N, n_positions] or features [N, in_features] (shared by

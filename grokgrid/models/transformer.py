@@ -214,6 +214,11 @@ class Transformer(nn.Module):
             x = self.ln_final(x)
         return x
 
+    def from_embedded(self, embedded: torch.Tensor) -> torch.Tensor:
+        """[K, N, out_dim]: logits for embeddings [K, N, L, d_model] (``embed``'s output, perhaps
+        perturbed: interventions.Perturbation)."""
+        return torch.bmm(self.features(embedded), self.unembed)
+
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """[K, N, out_dim]: logits at the last position of token ids [N, L]."""
-        return torch.bmm(self.features(self.embed(tokens)), self.unembed)
+        return self.from_embedded(self.embed(tokens))

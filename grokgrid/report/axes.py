@@ -25,6 +25,8 @@ DISPLAY_NAMES = {
 
 
 def display_name(hyperparameter: str) -> str:
+    if hyperparameter.startswith("training."):  # an intervention's strength: "grokfast: lamb"
+        return hyperparameter.removeprefix("training.").replace(".", ": ")
     if "." in hyperparameter:  # an extra axis, e.g. a stage field: "shrink.train_subset"
         owner, _, field = hyperparameter.partition(".")
         return f"{owner}: {display_name(field)}"

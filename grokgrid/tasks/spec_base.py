@@ -16,7 +16,8 @@ from grokgrid.spec_kinds import Kind
 if TYPE_CHECKING:
     import torch
 
-LOSSES = ("mse", "ce")
+# "stablemax": cross-entropy through StableMax instead of softmax (Prieto et al. 2025; interventions.py).
+LOSSES = ("mse", "ce", "stablemax")
 
 
 @dataclass(frozen=True)
