@@ -33,7 +33,7 @@ SWEEP_PINS = {
     "lyu_sparse": (15, "bfe514ba7d602ef2948d8a7514845f58be30110ac8924445a480cca7fe67dffb", "a37b7ccaedd70e423b13fd75925e8018163b1f6634fc3cc2eec71cd8a6091d79"),
     # replaced by a grid that shows phases (issue 16; the first grid is bench/modular_mlp_bench.yaml), then
     # by the decoder lr x weight decay diagram the issue asks for
-    "modular_mlp": (24, "f050ba40ad1ab1fca11510eadc83ff7cf2270d41b14bd1a2596824143fa4b538", "2f8612157c9154a2ec66491cb15862393d808affd02ad045af0ecc445cf87ddf"),
+    "modular_mlp": (32, "232b320b84b063dd18cece0e7e2af25856bce5f9d673fda8e975eeccb6f57d10", "0fdf6ffabccde61d385a21b9f1662f2d6b193149a894418c94f3438d16de2d24"),
     # Nanda's own init and warm-up, wd 1 only (issue 21): a new recipe, so new run ids
     "nanda_transformer": (3, "0c8bc5cad9d4eee272dc74fe9ab3aeae3c00b48051df24d069c81aba30b1a916", "64e11e943e0d8747dd0cc6e2d5c87b9ece470e79a448da21cec3e0aeb3acc726"),
     # real MNIST from a local copy (issue 16); task.root is no part of a run id, so these hold wherever it points
