@@ -415,8 +415,10 @@ def run_pack(spec: SweepSpec, runs: Sequence[RunConfig], device: str | torch.dev
 @functools.lru_cache(maxsize=8)  # the driver asks for it while planning, packing and estimating
 def parameters_per_run(spec: SweepSpec) -> int:
     """How many parameters one run of this spec trains (sizes packs)."""
+    # The extra axes' first values: a swept intervention strength has no value in the spec itself.
     run = RunConfig(run_id="size", repr_lr=1e-3, decoder_lr=1e-3, repr_wd=0.0, decoder_wd=0.0,
-                    init_scale=1.0, train_fraction=spec.grid.train_fraction[0], seed=0)
+                    init_scale=1.0, train_fraction=spec.grid.train_fraction[0], seed=0,
+                    extra=tuple((name, values[0]) for name, values in spec.grid.extra))
     return sum(p.numel() for p in build_pack(spec, [run]).model.parameters())
 
 

@@ -632,3 +632,12 @@ def test_orthogonal_gradients_in_a_pack_are_orthogonal_to_each_parameter():
     for p in state.params:
         w, g = p.detach(), p.grad
         assert abs(float((w * g).sum())) < 1e-4 * float(w.norm() * g.norm())
+
+
+def test_a_swept_intervention_strength_sizes_packs():
+    # The size probe (pack planning, --dry-run) must give a swept strength a value: it has none in
+    # the spec itself once it is a grid axis.
+    spec = spec_from_dict({"name": "g", **FAMILIES["modular-mlp"], "training": {"steps": 2, "grokfast": {"filter": "ema"}},
+                           "grid": {"training.grokfast.lamb": [0.0, 2.0]}})
+    plain = spec_from_dict({"name": "g", **FAMILIES["modular-mlp"], "training": {"steps": 2}})
+    assert train.parameters_per_run(spec) == train.parameters_per_run(plain) > 0
