@@ -443,17 +443,21 @@ def _kill_point(name: str, sweep_dir: Path) -> bool:
     raise ValueError(name)
 
 
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory, ray_local):
-    """The same spec, never interrupted (same seeds, same packs, one torch thread per trial)."""
-    folder = tmp_path_factory.mktemp("reference")
+def _uninterrupted(tmp_path_factory, name: str, data: dict) -> Path:
+    """``data``'s sweep, never interrupted (same seeds, same packs, one torch thread per trial)."""
+    folder = tmp_path_factory.mktemp(name)
     spec = folder / "kill.yaml"
-    spec.write_text(yaml.safe_dump(KILL))
+    spec.write_text(yaml.safe_dump(data))
     result = invoke("sweep", spec, "--results", folder / "results", "--no-report")
     assert result.exit_code == 0, result.output
     sweep_dir = folder / "results" / "kill"
     assert invoke("classify", sweep_dir).exit_code == 0
     return sweep_dir
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, ray_local):
+    return _uninterrupted(tmp_path_factory, "reference", KILL)
 
 
 @pytest.mark.slow
@@ -475,13 +479,7 @@ STAGED_KILL = {**KILL, "name": "kill", "training": {"steps": 200, "eval_every": 
 
 @pytest.fixture(scope="module")
 def staged_reference(tmp_path_factory, ray_local):
-    folder = tmp_path_factory.mktemp("staged-reference")
-    spec = folder / "kill.yaml"
-    spec.write_text(yaml.safe_dump(STAGED_KILL))
-    result = invoke("sweep", spec, "--results", folder / "results", "--no-report")
-    assert result.exit_code == 0, result.output
-    sweep_dir = folder / "results" / "kill"
-    assert invoke("classify", sweep_dir).exit_code == 0
+    sweep_dir = _uninterrupted(tmp_path_factory, "staged-reference", STAGED_KILL)
     assert set(store.read_metrics(sweep_dir)["stage"]) == {0, 1}
     return sweep_dir
 

@@ -134,6 +134,20 @@ def rows_across_a_restart(spec, runs, stop_after: int):
     return rows_seen, second
 
 
+def assert_restart_continues_exactly(spec, runs, stop_after, columns):
+    """A pack saved after ``stop_after`` logged steps and restored gives every row of a straight
+    run once, equal in ``columns``."""
+    straight = [row for rows in train.run_pack(spec, runs) for row in rows]
+    resumed_rows, second = rows_across_a_restart(spec, runs, stop_after)
+    assert second.finished
+    key = lambda r: (r["run_id"], r["step"])  # noqa: E731
+    assert sorted(map(key, resumed_rows)) == sorted(map(key, straight))
+    by_key = {key(r): r for r in straight}
+    for row in resumed_rows:
+        for column in columns:
+            assert row[column] == by_key[key(row)][column], (key(row), column)
+
+
 def test_logged_steps_and_columns():
     spec = small_spec(training={"steps": 50, "eval_every": 20})
     run = grid.expand(spec)[0]
@@ -251,16 +265,7 @@ def test_a_restored_trainer_continues_exactly(stop_after, intervention):
     else:
         spec = small_spec(training={"steps": 100, "eval_every": 10, "early_stop": {"threshold": 0.5, "patience": 2}, **training},
                           grid={"repr_lr": [1e-3, 3e-2], "decoder_lr": [1e-3, 1e-2], "seed": [0, 1], "train_fraction": [0.5, 0.8], **axes})
-    runs = grid.expand(spec)[:4]
-    straight = [row for rows in train.run_pack(spec, runs) for row in rows]
-    resumed_rows, second = rows_across_a_restart(spec, runs, stop_after)
-    assert second.finished
-    key = lambda r: (r["run_id"], r["step"])  # noqa: E731
-    assert sorted(map(key, resumed_rows)) == sorted(map(key, straight))
-    by_key = {key(r): r for r in straight}
-    for row in resumed_rows:
-        for column in CORE_COLUMNS:
-            assert row[column] == by_key[key(row)][column], (key(row), column)
+    assert_restart_continues_exactly(spec, grid.expand(spec)[:4], stop_after, CORE_COLUMNS)
 
 
 FAMILIES = {
@@ -535,16 +540,7 @@ def test_entering_a_stage_changes_rates_and_keeps_moments():
 @pytest.mark.parametrize("stop_after", [2, 3, 4, 5])  # inside stage 0, at its end row, inside stage 1
 def test_a_restored_staged_trainer_continues_exactly(stop_after):
     spec = staged_spec(training={"steps": 60, "eval_every": 10, "batch_size": 8})
-    runs = grid.expand(spec)[:4]
-    straight = [row for rows in train.run_pack(spec, runs) for row in rows]
-    resumed_rows, second = rows_across_a_restart(spec, runs, stop_after)
-    assert second.finished
-    key = lambda r: (r["run_id"], r["step"])  # noqa: E731
-    assert sorted(map(key, resumed_rows)) == sorted(map(key, straight))
-    by_key = {key(r): r for r in straight}
-    for row in resumed_rows:
-        for column in ("stage", *CORE_COLUMNS):
-            assert row[column] == by_key[key(row)][column], (key(row), column)
+    assert_restart_continues_exactly(spec, grid.expand(spec)[:4], stop_after, ("stage", *CORE_COLUMNS))
 
 
 def test_early_stop_waits_for_the_last_stage():
