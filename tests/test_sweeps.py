@@ -40,10 +40,14 @@ def test_sweep_file_is_valid_and_names_are_unique(path):
 @pytest.mark.parametrize("path", SWEEPS, ids=lambda p: p.stem)
 def test_sweep_trains_at_smoke_size(path, tmp_path):
     spec = with_local_files(load_spec(path), tmp_path)
-    spec = dataclasses.replace(spec, training=dataclasses.replace(spec.training, steps=2, eval_every=1))
+    # Two steps per stage: a staged sweep's later stages (30,000 steps in varma_ungrokking) shrink too.
+    spec = dataclasses.replace(spec, training=dataclasses.replace(spec.training, steps=2, eval_every=1),
+                               stages=tuple(dataclasses.replace(stage, steps=2) for stage in spec.stages))
     runs = grid.expand(spec)[:2]
     rows = [row for step_rows in train.run_pack(spec, runs) for row in step_rows]
-    assert sorted((r["run_id"], r["step"]) for r in rows) == sorted((run.run_id, s) for run in runs for s in (0, 1, 2))
+    steps = range(spec.total_steps + 1)
+    assert sorted((r["run_id"], r["step"]) for r in rows) == sorted((run.run_id, s) for run in runs for s in steps)
+    assert {r["stage"] for r in rows} == set(range(len(spec.stages) + 1))
     for row in rows:
         assert set(row) == set(store.METRIC_COLUMNS)
         assert math.isfinite(row["train_loss"]) and 0 <= row["val_acc"] <= 1
