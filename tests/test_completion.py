@@ -160,7 +160,11 @@ main()
 
 
 def test_ctrl_c_while_the_cli_is_still_importing_is_one_line_and_exit_130(tmp_path):
-    out = subprocess.run([sys.executable, "-c", _SIGNAL_DURING_IMPORT], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    # Ctrl-C's default disposition in the child, whatever pytest inherited: a test run started in
+    # the background of a non-interactive shell ignores SIGINT, and the child would inherit that
+    # (the next test is that case).
+    out = subprocess.run([sys.executable, "-c", _SIGNAL_DURING_IMPORT], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert out.returncode == 130, out
     assert out.stderr == "interrupted by Ctrl-C before the command started; nothing was done\n", out
 
