@@ -342,7 +342,7 @@ def _verify(sweep_dir: Location, spec: SweepSpec, found: completion.Survey | Non
     found = found if found is not None else folder.survey(spec, sweep_dir)
     _refuse_damaged(found, sweep_dir, "verdicts")
     labels = phases.classify(found.metrics, criteria(spec))
-    hyperparameters = pd.DataFrame([{"run_id": r.run_id, **r.hyperparameters()} for r in grid.expand(spec)])
+    hyperparameters = pd.DataFrame([{"run_id": r.run_id, **r.columns()} for r in grid.expand(spec)])
     table = verdicts_of.run_table(labels, hyperparameters, found.metrics)
     return Verification(sweep_dir, verdicts_of.verdicts(spec.expect, table, found.metrics),
                         runs=len(found.states), unfinished=len(found.states) - len(found.finished))

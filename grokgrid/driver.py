@@ -134,11 +134,12 @@ def local_slots(spec: SweepSpec, address: str | None, num_cpus: int | None) -> i
     return max(1, slots)
 
 
-def make_plan(spec: SweepSpec, *, runs_left: int | None = None, slots: int | None = None, pack_size: int | None = None) -> plan.Plan:
+def make_plan(spec: SweepSpec, *, runs_left: int | None = None, slots: int | None = None, pack_size: int | None = None,
+              packs: int | None = None) -> plan.Plan:
     from grokgrid import train  # builds one run's model to count its parameters
 
     return plan.make_plan(spec, runs_left=runs_left, slots=slots, pack_size=pack_size,
-                          parameters_per_run=train.parameters_per_run(spec))
+                          parameters_per_run=train.parameters_per_run(spec), packs=packs)
 
 
 def large_sweep(spec: SweepSpec, address: str | None = None, num_cpus: int | None = None,
@@ -343,12 +344,13 @@ def train_unfinished(driver: Driver, spec: SweepSpec, address: str | None = None
         message = f"{len(todo):,} runs in {len(packs):,} packs; each continues from its last checkpoint"
     else:
         packs, size = make_packs(tune_sweep, spec, todo, pack_size)
+        size = max(len(p.runs) for p in packs)  # below the cap when field axes split the runs into groups
         message = f"{len(todo):,} runs in {len(packs):,} packs of up to {size} (one Ray Tune trial each)"
     pack_of = {**previous, **{r.run_id: p.pack_id for p in packs for r in p.runs}}
     table = folder.write_tables(spec, sweep_dir, runs, pack_of, {r: "done" for r in done}, node_of)
     say(message)
     estimate = make_plan(spec, runs_left=len(todo), slots=tune_sweep.parallel_slots(spec.resources),
-                         pack_size=max(len(p.runs) for p in packs))
+                         pack_size=max(len(p.runs) for p in packs), packs=len(packs))
     say(f"plan: {estimate.describe()}")
     _train(driver, spec, packs, table, restore=resume, started=started)
 

@@ -110,13 +110,14 @@ Check = PhasesCheck | ShareCheck | TrendCheck | FitCheck | LeadsCheck | ReachesC
 class Range:
     """A hyperparameter's allowed values: listed ones, or [low, high] (either may be None)."""
 
-    values: tuple[float, ...] = ()
+    values: tuple[Any, ...] = ()  # numbers, or a categorical axis' values (text, bools, layer lists as tuples)
     low: float | None = None
     high: float | None = None
 
     def to_data(self) -> Any:
         if self.values:
-            return self.values[0] if len(self.values) == 1 else list(self.values)
+            listed = [list(v) if isinstance(v, tuple) else v for v in self.values]
+            return listed[0] if len(listed) == 1 and not isinstance(self.values[0], tuple) else listed
         return {k: v for k, v in (("min", self.low), ("max", self.high)) if v is not None}
 
 
@@ -230,7 +231,23 @@ def _range(where: str, raw: Any) -> Range:
     values = raw if isinstance(raw, list) else [raw]
     if not values:
         raise SpecError(where, "an empty list", "give at least one value")
-    return Range(values=tuple(check.number(f"{where}[{i}]", v) for i, v in enumerate(values)))
+    return Range(values=tuple(_where_value(f"{where}[{i}]", v) for i, v in enumerate(values)))
+
+
+def _where_value(where: str, raw: Any) -> Any:
+    """A value a claim selects: a number, or a categorical axis' value (a loss name, a bool, a
+    layer list), which spec.py checks against the grid."""
+    if isinstance(raw, (bool, list)) or (isinstance(raw, str) and not _is_number(raw)):
+        return tuple(raw) if isinstance(raw, list) else raw
+    return check.number(where, raw)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _phase_list(where: str, raw: Any) -> tuple[str, ...]:

@@ -143,7 +143,7 @@ def runs_table(runs: list[grid.RunConfig], pack_of: dict[str, str], status: dict
         {
             "run_id": r.run_id,
             "pack_id": pack_of.get(r.run_id, ""),
-            **r.hyperparameters(),
+            **r.columns(),
             "status": status.get(r.run_id, "pending"),
             "node_id": node_of.get(r.run_id, ""),
         }

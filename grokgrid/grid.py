@@ -16,6 +16,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from grokgrid import spec_fields
 from grokgrid.spec import HYPERPARAMETERS, TRAINING_ADDED_LATER, SweepSpec
 
 RUN_ID_LENGTH = 12
@@ -34,14 +35,23 @@ class RunConfig:
     train_fraction: float
     seed: int
     # Values of the grid's extra axes (GridSpec.extra), as (dotted name, value) pairs in the
-    # grid's order: a stage field today (`shrink.train_subset`), any spec field later. Empty for
-    # a grid without them, so those runs' ids and packs read exactly as before.
-    extra: tuple[tuple[str, float], ...] = ()
+    # grid's order: a stage field (`shrink.train_subset`), an intervention's strength, or a
+    # task, model or training field (`task.p`; a list-valued field such as model.hidden holds a
+    # tuple). Empty for a grid without them, so those runs' ids and packs read exactly as before.
+    extra: tuple[tuple[str, Any], ...] = ()
 
     def hyperparameters(self) -> dict[str, Any]:
-        """The seven hyperparameters, then the extra axes' values (what enters the run id and
-        runs.parquet's columns)."""
+        """The seven hyperparameters, then the extra axes' values (what enters the run id)."""
         return {**{h: getattr(self, h) for h in HYPERPARAMETERS}, **dict(self.extra)}
+
+    def columns(self) -> dict[str, Any]:
+        """The hyperparameters as runs.parquet's columns hold them: a list value as its text."""
+        return {name: spec_fields.shown(value) for name, value in self.hyperparameters().items()}
+
+    def field_values(self) -> tuple[tuple[str, Any], ...]:
+        """The run's field-axis values (spec_fields.py): runs with different ones train under
+        different variants of the spec, so never in one pack."""
+        return tuple((name, value) for name, value in self.extra if spec_fields.is_field_axis(name))
 
     def value(self, axis: str, default: Any = None) -> Any:
         """One extra axis' value, or ``default`` when the run has none for it."""
@@ -64,9 +74,9 @@ class Pack:
 
 
 def _run_from_dict(data: dict[str, Any]) -> RunConfig:
-    # JSON (Tune's param space) turns the extra pairs into lists; a pack recorded before they
-    # existed has none.
-    extra = tuple((str(name), value) for name, value in data.get("extra", ()))
+    # JSON (Tune's param space) turns the extra pairs, and a list value's tuple, into lists; a
+    # pack recorded before they existed has none.
+    extra = tuple((str(name), spec_fields.as_tuple(value)) for name, value in data.get("extra", ()))
     return RunConfig(**{**data, "extra": extra})
 
 
@@ -118,7 +128,7 @@ def expand(spec: SweepSpec) -> list[RunConfig]:
     axes = []
     for h in names:
         values = [int(v) if h == "seed" else v for v in spec.grid.values(h)]
-        axes.append([(v, f'{json.dumps(h)}:{json.dumps(v)}') for v in values])
+        axes.append([(v, f'{json.dumps(h)}:{_json(v)}') for v in values])
     base = len(HYPERPARAMETERS) - 1
     runs = []
     for combo in itertools.product(*axes):
@@ -153,19 +163,24 @@ def auto_pack_size(n_runs: int, parallel_slots: int, on_gpu: bool, parameters_pe
     # As few packs as the cap allows, rounded up to a multiple of the slots so that the last wave
     # of trials is not half idle (24 runs on 2 slots: 4 packs of 6, not 3 of 8), then sized evenly.
     packs = math.ceil(math.ceil(n_runs / cap) / slots) * slots
-    return max(1, math.ceil(n_runs / packs))
+    return max(1, math.ceil(n_runs / packs)) if packs else 1  # no runs left (a finished sweep's dry run)
 
 
 def pack(runs: list[RunConfig], size: int = 1) -> list[Pack]:
-    """Group runs into packs of at most ``size``, keeping expansion order.
+    """Group runs into packs of at most ``size``, keeping expansion order within each group of
+    runs with the same field-axis values (the same variant of the spec: the same shapes).
 
-    Every run of a sweep shares its shapes (task, model, steps), so any runs can share a pack;
-    the pack id is the hash of its run ids.
+    Runs that differ only in per-run values (the hyperparameters, stage fields, intervention
+    strengths) can share a pack; the pack id is the hash of its run ids.
     """
     if size < 1:
         raise ValueError(f"pack size must be >= 1, got {size}")
+    groups: dict[tuple, list[RunConfig]] = {}
+    for run in runs:
+        groups.setdefault(run.field_values(), []).append(run)
     packs = []
-    for start in range(0, len(runs), size):
-        members = tuple(runs[start : start + size])
-        packs.append(Pack(pack_id=_digest([r.run_id for r in members]), runs=members))
+    for group in groups.values():
+        for start in range(0, len(group), size):
+            members = tuple(group[start : start + size])
+            packs.append(Pack(pack_id=_digest([r.run_id for r in members]), runs=members))
     return packs

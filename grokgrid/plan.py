@@ -63,24 +63,31 @@ def estimate_text(plan: Plan) -> str:
 
 
 def flops_per_run_step(spec: SweepSpec, parameters_per_run: int) -> float:
-    """Rough FLOPs of one run-step (see the module docstring)."""
-    examples = spec.task.n_examples
-    in_step = spec.training.batch_size or math.ceil(max(spec.grid.train_fraction) * examples)
+    """Rough FLOPs of one run-step (see the module docstring); with task or training fields on
+    the grid, of the largest variant's examples and batch."""
+    variants = spec.variants()
+    examples = max(v.task.n_examples for v in variants)
+    in_step = max(v.training.batch_size or math.ceil(max(v.grid.train_fraction) * v.task.n_examples) for v in variants)
     evaluation = 2.0 * parameters_per_run * examples / spec.training.eval_every
     return 6.0 * parameters_per_run * in_step + evaluation
 
 
 def make_plan(spec: SweepSpec, *, runs_left: int | None = None, slots: int | None = None,
-              pack_size: int | None = None, parameters_per_run: int | None = None) -> Plan:
+              pack_size: int | None = None, parameters_per_run: int | None = None, packs: int | None = None) -> Plan:
     """The plan of a sweep; ``slots``/``pack_size``/``parameters_per_run`` unknown leave the
-    packs or the estimate out."""
+    packs or the estimate out. ``packs``: the count when the packs are made already; else
+    estimated (runs with different field-axis values never share one: a pack count per variant)."""
     runs = grid.count(spec)
     left = runs if runs_left is None else runs_left
     on_gpu = spec.resources.gpus_per_trial > 0
     if pack_size is None and slots is not None and parameters_per_run is not None:
         pack_size = (spec.resources.pack_size if spec.resources.pack_size != "auto"
                      else grid.auto_pack_size(left, slots, on_gpu, parameters_per_run))
-    packs = None if pack_size is None else math.ceil(left / pack_size)
+    if packs is None and pack_size is not None:
+        variants = math.prod(len(values) for _, values in spec.grid.fields())
+        per_variant = math.ceil(left / variants)
+        pack_size = max(1, min(pack_size, per_variant))
+        packs = variants * math.ceil(per_variant / pack_size) if left >= variants else left
     flops = None if parameters_per_run is None else flops_per_run_step(spec, parameters_per_run)
     hours = None
     if slots is not None and packs:

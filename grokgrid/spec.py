@@ -24,8 +24,11 @@ from typing import Any, Mapping
 
 import yaml
 
+import itertools
+
 from grokgrid import expectations
 from grokgrid import spec_checks as check
+from grokgrid import spec_fields
 from grokgrid.criteria import PhaseCriteria, written_fields
 from grokgrid.expectations import Expectation
 from grokgrid.models import MODELS as MODEL_KINDS
@@ -182,8 +185,10 @@ class GridSpec:
     """Values of each hyperparameter; the runs are their Cartesian product.
 
     ``extra``: axes beyond the seven hyperparameters, as (dotted name, values) pairs in the order
-    written; today a stage field (``shrink.train_subset``). Runs carry their values in
-    ``RunConfig.extra``; an empty ``extra`` leaves run ids and the dumped spec as before it existed.
+    written: a stage field (``shrink.train_subset``), an intervention's strength
+    (``training.grokfast.lamb``), or a task, model or training field (``task.p``, spec_fields.py).
+    Runs carry their values in ``RunConfig.extra``; an empty ``extra`` leaves run ids and the
+    dumped spec as before it existed.
     """
 
     repr_lr: tuple[float, ...] = (1e-3,)
@@ -214,6 +219,11 @@ class GridSpec:
 
     def size(self) -> int:
         return math.prod(len(self.values(h)) for h in self.axes())
+
+    def fields(self) -> tuple[tuple[str, tuple], ...]:
+        """The field axes (task, model and training fields; spec_fields.py) and their values:
+        the axes whose runs train under different variants of the spec, in different packs."""
+        return tuple((name, values) for name, values in self.extra if spec_fields.is_field_axis(name))
 
 
 # Liu et al.'s phase criteria and the details beside them: one definition, shared with phases.py.
@@ -254,6 +264,24 @@ class SweepSpec:
         """A run's steps over all its stages (the step counter is global across stages)."""
         return self.training.steps + sum(stage.steps for stage in self.stages)
 
+    def for_values(self, values: Mapping[str, Any]) -> SweepSpec:
+        """The variant of the spec with these field-axis values (``{"task.p": 97}``): those
+        fields set, and those axes off its grid (what a spec fixing them would be)."""
+        if not values:
+            return self
+        grid = dataclasses.replace(self.grid, extra=tuple((n, v) for n, v in self.grid.extra if n not in values))
+        return dataclasses.replace(spec_fields.apply(self, values), grid=grid)
+
+    def field_values(self, extra: tuple[tuple[str, Any], ...]) -> dict[str, Any]:
+        """A run's field-axis values, from its ``RunConfig.extra``."""
+        swept = {name for name, _ in self.grid.fields()}
+        return {name: value for name, value in extra if name in swept}
+
+    def variants(self) -> list[SweepSpec]:
+        """One spec per combination of the field axes' values (just this spec when there are none)."""
+        axes = self.grid.fields()
+        return [self.for_values(dict(zip((n for n, _ in axes), combo))) for combo in itertools.product(*(v for _, v in axes))]
+
     def to_dict(self) -> dict[str, Any]:
         """Plain data (lists, not tuples) that ``spec_from_dict`` turns back into an equal spec.
 
@@ -267,11 +295,14 @@ class SweepSpec:
         # Extra grid axes are written as in a spec file (`shrink.train_subset: [...]`), and only
         # when there are some, so that a spec without stages dumps as it did before them.
         del data["grid"]["extra"]
-        data["grid"].update({name: list(values) for name, values in self.grid.extra})
+        data["grid"].update({name: _plain(list(values)) for name, values in self.grid.extra})
         if self.stages:
             data["stages"] = [_plain(stage.written()) for stage in self.stages]
         data["task"], data["model"] = _plain(self.task.written()), _plain(self.model.written())
         data["training"] = _training_written(self.training)
+        for axis, _ in self.grid.fields():  # a swept field is the grid's: its section leaves it out
+            section, _, name = axis.partition(".")
+            data[section].pop(name, None)
         data["phases"] = written_fields(self.phases)  # a criterion added later: only when set
         if self.expect:
             data["expect"] = [item.to_data() for item in self.expect]
@@ -637,7 +668,7 @@ def _extra_axes(data: Mapping[str, Any], stages: tuple[StageSpec, ...]) -> tuple
     """The grid's dotted keys: `<stage>.<field>` sweeps a stage field (train_subset, an lr or a wd)."""
     axes = []
     for key, raw in data.items():
-        if "." not in key:
+        if "." not in key or spec_fields.is_field_axis(key):  # field axes: _with_field_axes
             continue
         where = f"grid.{check.shown_key(key)}"
         if key.startswith("training."):
@@ -690,6 +721,9 @@ def spec_from_dict(data: Any) -> SweepSpec:
     """Validate plain data (as parsed from YAML) into a SweepSpec; raises SpecError."""
     data = check.mapping("spec", data)
     check.reject_unknown("", data, SweepSpec)
+    grid = data.get("grid")
+    if isinstance(grid, Mapping) and spec_fields.field_keys(grid):
+        return _with_field_axes(data, grid)
     if "name" not in data:
         raise SpecError("name", "missing", "add 'name: <sweep name>' (it names the results folder)")
     name = data["name"]
@@ -705,6 +739,51 @@ def spec_from_dict(data: Any) -> SweepSpec:
     expect = expectations.parse(data.get("expect"), sections["grid"].axes())
     spec = SweepSpec(name=name, description=description, **sections, expect=expect, stages=stages)
     _check_consistency(spec)
+    return spec
+
+
+def _with_field_axes(data: Mapping[str, Any], grid: Mapping[str, Any]) -> SweepSpec:
+    """A spec whose grid sweeps task, model or training fields (spec_fields.py): every variant
+    is read as a spec of its own (so each value meets a fixed field's checks), and the spec is
+    the first variant with the field axes back on its grid, in the order written."""
+    keys = spec_fields.field_keys(grid)
+    kinds = {}
+    for section, registry, default in (("task", TASK_KINDS, ToyAdditionSpec.name), ("model", MODEL_KINDS, ToySpec.name)):
+        name = check.mapping(section, data.get(section)).get("name", default)
+        kinds[section] = (name, registry[name].parameters()) if isinstance(name, str) and name in registry else None
+    written = []
+    for key in keys:
+        spec_fields.check_field(key, data, kinds)
+        written.append((key, spec_fields.written_values(f"grid.{key}", grid[key], _grid_values)))
+    spec_fields.check_count(written)
+    parsed: list[list[Any]] = [[None] * len(values) for _, values in written]
+    first = None
+    for combo in itertools.product(*(range(len(values)) for _, values in written)):
+        picked = [(axis, values[i], i) for (axis, values), i in zip(written, combo)]
+        try:
+            variant = spec_from_dict(spec_fields.variant_data(data, [(axis, value) for axis, value, _ in picked]))
+        except SpecError as exc:
+            raise spec_fields.blame(exc, picked) from None
+        for k, (axis, _, i) in enumerate(picked):
+            parsed[k][i] = spec_fields.value_of(variant, axis)
+        first = first or variant
+    assert first is not None  # every axis has a value (written_values)
+    fields = {}
+    for (axis, _), values in zip(written, parsed):
+        if len(set(values)) != len(values):
+            raise SpecError(f"grid.{axis}", f"repeated values {_plain(values)}", "list each value once")
+        section, _, name = axis.partition(".")
+        if section == "task" and name in first.task.locations():
+            raise SpecError(f"grid.{axis}", f"task.{name} says where the task's files are, not what they hold",
+                            "set it in the task section")
+        fields[axis] = tuple(values)
+    # Field and other extra axes in the order the grid writes them.
+    others = dict(first.grid.extra)
+    extra = tuple((key, fields[key] if key in fields else others[key]) for key in grid if key in fields or key in others)
+    spec = dataclasses.replace(first, grid=dataclasses.replace(first.grid, extra=extra))
+    spec = dataclasses.replace(spec, expect=expectations.parse(data.get("expect"), spec.grid.axes()))
+    for i, item in enumerate(spec.expect):
+        _check_expectation_axes(f"expect[{i}]", item, spec.grid)
     return spec
 
 
@@ -760,6 +839,9 @@ def _check_expectation_axes(where: str, item: Expectation, grid: GridSpec) -> No
     runs along an axis the grid sweeps (a typo would otherwise check nothing)."""
     for axis, allowed in item.where:
         values = grid.values(axis)
+        if not _numeric(values) or not _numeric(allowed.values):
+            _check_categorical_where(f"{where}.where.{axis}", axis, allowed, values)
+            continue
         if allowed.values:
             missing = [v for v in allowed.values if not any(math.isclose(v, g, rel_tol=1e-9, abs_tol=1e-12) for g in values)]
             if missing:
@@ -768,9 +850,33 @@ def _check_expectation_axes(where: str, item: Expectation, grid: GridSpec) -> No
         elif not any((allowed.low is None or g >= allowed.low) and (allowed.high is None or g <= allowed.high) for g in values):
             raise SpecError(f"{where}.where.{axis}", "the range holds no value of the grid",
                             f"grid.{axis} is {', '.join(f'{g:g}' for g in values)}")
+    if isinstance(item.check, expectations.TrendCheck):
+        _check_numeric_axis(f"{where}.trend.along", item.check.along, grid.values(item.check.along))
     if isinstance(item.check, expectations.TrendCheck) and len(grid.values(item.check.along)) < 2:
         raise SpecError(f"{where}.trend.along", f"grid.{item.check.along} has one value: there is no trend to see",
                         f"sweep {item.check.along} or claim a trend along a swept axis")
+
+
+def _numeric(values: tuple) -> bool:
+    return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+
+
+def _check_numeric_axis(where: str, axis: str, values: tuple) -> None:
+    """A trend orders runs by number: a categorical axis (a loss, a layer list) has no order."""
+    if not _numeric(values):
+        raise SpecError(where, f"grid.{axis} is not numeric ({', '.join(str(spec_fields.shown(v)) for v in values)})",
+                        "claim a trend along a numeric axis (select a category with 'where')")
+
+
+def _check_categorical_where(where: str, axis: str, allowed: expectations.Range, values: tuple) -> None:
+    """A categorical axis (or a non-number on a numeric one) is selected by listing grid values."""
+    shown = [spec_fields.shown(g) for g in values]
+    listing = ", ".join(str(g) for g in shown)
+    if not allowed.values:
+        raise SpecError(where, f"grid.{axis} is not numeric: a min/max range cannot select it", f"list values of {listing}")
+    for v in allowed.values:
+        if spec_fields.shown(v) not in shown:
+            raise SpecError(where, f"{spec_fields.shown(v)} is not a value of grid.{axis}", f"use one of {listing}")
 
 
 def dump_spec(spec: SweepSpec) -> str:

@@ -329,6 +329,7 @@ class PackTrainer:
     """
 
     def __init__(self, spec: SweepSpec, runs: Sequence[RunConfig], device: str | torch.device = "cpu"):
+        spec = variant_of(spec, runs)
         self.spec = spec
         self.state = build_pack(spec, runs, device)
         self.all_run_ids = [r.run_id for r in runs]
@@ -412,9 +413,24 @@ def run_pack(spec: SweepSpec, runs: Sequence[RunConfig], device: str | torch.dev
     return PackTrainer(spec, runs, device).rows()
 
 
+def variant_of(spec: SweepSpec, runs: Sequence[RunConfig]) -> SweepSpec:
+    """The spec a pack trains under: the variant of its runs' field-axis values (the spec itself
+    when the grid sweeps no task, model or training field). A pack's runs share those values
+    (grid.pack); a pack mixing them is a bug, refused."""
+    values = {run.field_values() for run in runs}
+    if len(values) > 1:
+        raise ValueError(f"a pack mixes runs of different task/model/training values: {sorted(values)[:2]}")
+    return spec.for_values(spec.field_values(runs[0].extra)) if runs else spec
+
+
 @functools.lru_cache(maxsize=8)  # the driver asks for it while planning, packing and estimating
 def parameters_per_run(spec: SweepSpec) -> int:
-    """How many parameters one run of this spec trains (sizes packs)."""
+    """How many parameters one run of this spec trains (sizes packs): the largest variant's
+    when the grid sweeps model or task fields."""
+    return max(_parameters(variant) for variant in spec.variants())
+
+
+def _parameters(spec: SweepSpec) -> int:
     # The extra axes' first values: a swept intervention strength has no value in the spec itself.
     run = RunConfig(run_id="size", repr_lr=1e-3, decoder_lr=1e-3, repr_wd=0.0, decoder_wd=0.0,
                     init_scale=1.0, train_fraction=spec.grid.train_fraction[0], seed=0,

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from grokgrid import expectations as ex
+from grokgrid import spec_fields
 
 _TIMES = ("t_train", "t_val", "gap", "t_semi", "t_drop")
 
@@ -50,6 +51,10 @@ def verdicts(claims: tuple[ex.Expectation, ...], table: pd.DataFrame, metrics: p
 def _select(table: pd.DataFrame, where) -> pd.DataFrame:
     keep = np.ones(len(table), dtype=bool)
     for axis, allowed in where:
+        if allowed.values and not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in allowed.values):
+            # A categorical axis: runs.parquet holds its values as shown (a layer list as text).
+            keep &= table[axis].isin([spec_fields.shown(v) for v in allowed.values]).to_numpy()
+            continue
         values = table[axis].to_numpy(dtype=float)
         if allowed.values:
             keep &= np.isclose(values[:, None], np.array(allowed.values)[None, :], rtol=1e-9, atol=1e-12).any(axis=1)
