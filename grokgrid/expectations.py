@@ -14,7 +14,11 @@ Each item states one claim (``claim``, and optionally ``source``), may restrict 
 - ``leads``: {metric, ahead_of, threshold: 0.9, min_share: 1.0}: a metric reaches the threshold
   no later than another one (commutativity before val accuracy);
 - ``reaches``: {metric, below | above, by_step, min_share: 1.0}: a metric crosses a value by a
-  step (val loss below 1e-2 within 1.5x of a paper's step count).
+  step (val loss below 1e-2 within 1.5x of a paper's step count);
+- ``speedup``: {quantity: t_val, of: {...}, over: {...}, at_least: f}: the runs selected by
+  ``of`` reach a time at least f times sooner (median against median) than those selected by
+  ``over`` (Grokfast against the baseline); an ``over`` run that never gets there counts at its
+  last step, so the factor is then a lower bound.
 
 This module parses and validates (standard library only: spec.py loads it); verdicts.py computes
 the verdicts. A claim is the paper's, written before looking at the results: the vocabulary has
@@ -42,7 +46,8 @@ METRICS = ("train_loss", "val_loss", "train_acc", "val_acc", "weight_norm", "rep
            "commutativity_acc", "logit_efficiency", "perturbed_entropy")
 QUANTITIES = LABEL_QUANTITIES + tuple(f"final_{m}" for m in METRICS if f"final_{m}" not in LABEL_QUANTITIES)
 FUNCTIONS = {"log": math.log, "log10": math.log10, "exp": math.exp, "sqrt": math.sqrt, "abs": abs}
-CHECKS = ("phases", "share", "trend", "fit", "leads", "reaches")
+CHECKS = ("phases", "share", "trend", "fit", "leads", "reaches", "speedup")
+TIMES = ("t_train", "t_val", "t_semi", "t_drop")  # the steps a run reaches something (a speedup's quantity)
 DIRECTIONS = ("increasing", "decreasing")
 
 
@@ -103,9 +108,6 @@ class ReachesCheck:
     min_share: float = 1.0
 
 
-Check = PhasesCheck | ShareCheck | TrendCheck | FitCheck | LeadsCheck | ReachesCheck
-
-
 @dataclass(frozen=True)
 class Range:
     """A hyperparameter's allowed values: listed ones, or [low, high] (either may be None)."""
@@ -119,6 +121,20 @@ class Range:
             listed = [list(v) if isinstance(v, tuple) else v for v in self.values]
             return listed[0] if len(listed) == 1 and not isinstance(self.values[0], tuple) else listed
         return {k: v for k, v in (("min", self.low), ("max", self.high)) if v is not None}
+
+
+@dataclass(frozen=True)
+class SpeedupCheck:
+    """Runs ``of`` (a where: axis -> values) reach ``quantity`` at least ``at_least`` times
+    sooner than runs ``over``: median(over) / median(of) >= at_least."""
+
+    quantity: str
+    of: tuple[tuple[str, Range], ...]
+    over: tuple[tuple[str, Range], ...]
+    at_least: float
+
+
+Check = PhasesCheck | ShareCheck | TrendCheck | FitCheck | LeadsCheck | ReachesCheck | SpeedupCheck
 
 
 @dataclass(frozen=True)
@@ -145,6 +161,8 @@ class Expectation:
     def axes(self, hyperparameters: Sequence[str]) -> set[str]:
         """The hyperparameters this item names."""
         named = {axis for axis, _ in self.where}
+        if isinstance(self.check, SpeedupCheck):
+            named |= {axis for axis, _ in (*self.check.of, *self.check.over)}
         if isinstance(self.check, TrendCheck):
             named.add(self.check.along)
         if isinstance(self.check, FitCheck):
@@ -153,7 +171,7 @@ class Expectation:
 
 
 _KIND_OF = {PhasesCheck: "phases", ShareCheck: "share", TrendCheck: "trend", FitCheck: "fit", LeadsCheck: "leads",
-            ReachesCheck: "reaches"}
+            ReachesCheck: "reaches", SpeedupCheck: "speedup"}
 
 
 def _check_data(c: Check) -> dict[str, Any]:
@@ -178,6 +196,9 @@ def _check_data(c: Check) -> dict[str, Any]:
     if isinstance(c, ReachesCheck):
         bound = {"below": c.below} if c.below is not None else {"above": c.above}
         return {"metric": c.metric, **bound, "by_step": c.by_step, "min_share": c.min_share}
+    if isinstance(c, SpeedupCheck):
+        return {"quantity": c.quantity, "of": {a: r.to_data() for a, r in c.of}, "over": {a: r.to_data() for a, r in c.over},
+                "at_least": c.at_least}
     return {"metric": c.metric, "ahead_of": c.ahead_of, "threshold": c.threshold, "min_share": c.min_share}
 
 
@@ -352,7 +373,26 @@ def _reaches(where: str, data: Mapping[str, Any], axes: tuple[str, ...]) -> Reac
                         **{bounds[0]: value}, min_share=_share(f"{where}.min_share", data.get("min_share", 1.0)))
 
 
-_PARSERS = {"phases": _phases, "share": _share_check, "trend": _trend, "fit": _fit, "leads": _leads, "reaches": _reaches}
+def _speedup(where: str, data: Mapping[str, Any], axes: tuple[str, ...]) -> SpeedupCheck:
+    check.reject_unknown(where, data, SpeedupCheck)
+    for key in ("of", "over", "at_least"):
+        if key not in data:
+            raise SpecError(f"{where}.{key}", "missing",
+                            "e.g. {quantity: t_val, of: {training.grokfast.lamb: 2}, over: {training.grokfast.lamb: 0}, at_least: 10}")
+    of, over = (_where(f"{where}.{key}", data[key], axes) for key in ("of", "over"))
+    for key, selection in (("of", of), ("over", over)):
+        if not selection:
+            raise SpecError(f"{where}.{key}", "selects every run", "name the axis values of this group")
+    if of == over:
+        raise SpecError(f"{where}.over", "selects the same runs as 'of'", "select the runs to compare against (the baseline)")
+    factor = check.number(f"{where}.at_least", data["at_least"])
+    check.at_least(f"{where}.at_least", factor, 0, strict=True)
+    return SpeedupCheck(quantity=check.choice(f"{where}.quantity", data.get("quantity", "t_val"), TIMES), of=of, over=over,
+                        at_least=factor)
+
+
+_PARSERS = {"phases": _phases, "share": _share_check, "trend": _trend, "fit": _fit, "leads": _leads, "reaches": _reaches,
+            "speedup": _speedup}
 
 
 # ----------------------------------------------------------------------------- expressions

@@ -835,26 +835,35 @@ def load_spec(path: str | Path) -> SweepSpec:
 
 
 def _check_expectation_axes(where: str, item: Expectation, grid: GridSpec) -> None:
-    """A claim must be about runs the grid has: its ``where`` picks grid values, and a trend
-    runs along an axis the grid sweeps (a typo would otherwise check nothing)."""
-    for axis, allowed in item.where:
-        values = grid.values(axis)
-        if not _numeric(values) or not _numeric(allowed.values):
-            _check_categorical_where(f"{where}.where.{axis}", axis, allowed, values)
-            continue
-        if allowed.values:
-            missing = [v for v in allowed.values if not any(math.isclose(v, g, rel_tol=1e-9, abs_tol=1e-12) for g in values)]
-            if missing:
-                raise SpecError(f"{where}.where.{axis}", f"{missing[0]:g} is not a value of grid.{axis}",
-                                f"use one of {', '.join(f'{g:g}' for g in values)}")
-        elif not any((allowed.low is None or g >= allowed.low) and (allowed.high is None or g <= allowed.high) for g in values):
-            raise SpecError(f"{where}.where.{axis}", "the range holds no value of the grid",
-                            f"grid.{axis} is {', '.join(f'{g:g}' for g in values)}")
+    """A claim must be about runs the grid has: its ``where`` (and a speedup's ``of`` and
+    ``over``) picks grid values, and a trend runs along an axis the grid sweeps (a typo would
+    otherwise check nothing)."""
+    _check_selection(f"{where}.where", item.where, grid)
+    if isinstance(item.check, expectations.SpeedupCheck):
+        _check_selection(f"{where}.speedup.of", item.check.of, grid)
+        _check_selection(f"{where}.speedup.over", item.check.over, grid)
     if isinstance(item.check, expectations.TrendCheck):
         _check_numeric_axis(f"{where}.trend.along", item.check.along, grid.values(item.check.along))
     if isinstance(item.check, expectations.TrendCheck) and len(grid.values(item.check.along)) < 2:
         raise SpecError(f"{where}.trend.along", f"grid.{item.check.along} has one value: there is no trend to see",
                         f"sweep {item.check.along} or claim a trend along a swept axis")
+
+
+def _check_selection(where: str, selection: tuple, grid: GridSpec) -> None:
+    """Each axis' listed values (or range) must pick values the grid has."""
+    for axis, allowed in selection:
+        values = grid.values(axis)
+        if not _numeric(values) or not _numeric(allowed.values):
+            _check_categorical_where(f"{where}.{axis}", axis, allowed, values)
+            continue
+        if allowed.values:
+            missing = [v for v in allowed.values if not any(math.isclose(v, g, rel_tol=1e-9, abs_tol=1e-12) for g in values)]
+            if missing:
+                raise SpecError(f"{where}.{axis}", f"{missing[0]:g} is not a value of grid.{axis}",
+                                f"use one of {', '.join(f'{g:g}' for g in values)}")
+        elif not any((allowed.low is None or g >= allowed.low) and (allowed.high is None or g <= allowed.high) for g in values):
+            raise SpecError(f"{where}.{axis}", "the range holds no value of the grid",
+                            f"grid.{axis} is {', '.join(f'{g:g}' for g in values)}")
 
 
 def _numeric(values: tuple) -> bool:

@@ -66,6 +66,8 @@ def _select(table: pd.DataFrame, where) -> pd.DataFrame:
 def _verdict(claim: ex.Expectation, runs: pd.DataFrame, metrics: pd.DataFrame | None) -> Verdict:
     if runs.empty:
         passed, measured, expected = False, "no run matches 'where'", "runs to check"
+    elif claim.kind == "speedup":
+        passed, measured, expected = _speedup(claim.check, runs)
     elif claim.kind in ("leads", "reaches"):  # the checks that read the per-step metrics
         measure_steps = _leads if claim.kind == "leads" else _reaches
         passed, measured, expected = measure_steps(claim.check, runs, metrics)
@@ -151,6 +153,31 @@ def _fit(c: ex.FitCheck, runs: pd.DataFrame):
     r2 = 1 - np.sum(residual**2) / spread if spread > 0 else 0.0
     passed = r2 >= c.min_r2 and (c.slope_min is None or slope >= c.slope_min) and (c.slope_max is None or slope <= c.slope_max)
     return passed, f"{c.y} = {slope:.4g} * ({c.x}) + {intercept:.4g}, R^2 {r2:.3f} over {int(ok.sum())} runs", want
+
+
+def _speedup(c: ex.SpeedupCheck, runs: pd.DataFrame):
+    """median(over) / median(of) of a time. A run that never reached it counts at its last
+    logged step, a lower bound of its time: censored ``over`` runs make the factor a lower bound
+    (still a PASS when that bound clears the bar); a censored ``of`` run leaves it unknown."""
+    want = f"{c.quantity} at least {c.at_least:g}x sooner (median over median)"
+    groups = {}
+    for key, selection in (("of", c.of), ("over", c.over)):
+        chosen = _select(runs, selection)
+        if chosen.empty:
+            return False, f"no run matches '{key}'", want
+        times = chosen[c.quantity].to_numpy(dtype=float)
+        never = np.isnan(times)
+        if never.any():
+            times = np.where(never, chosen["last_step"].to_numpy(dtype=float), times)
+        groups[key] = (times, int(never.sum()), len(times))
+    (of, of_never, of_n), (over, over_never, over_n) = groups["of"], groups["over"]
+    shown = f"median {c.quantity} {_short(float(np.median(over)))}{'+' if over_never else ''} over {over_n} run(s) -> " \
+            f"{_short(float(np.median(of)))} over {of_n}"
+    if of_never:
+        return False, f"{shown}; {of_never} of the faster group's runs never reached it: no factor", want
+    factor = float(np.median(over) / np.median(of)) if np.median(of) > 0 else float("inf")
+    bound = f" (a lower bound: {over_never} of {over_n} never reached it, counted at their last step)" if over_never else ""
+    return factor >= c.at_least, f"{shown}: {'>= ' if over_never else ''}{factor:.3g}x{bound}", want
 
 
 def _rows_with(metrics: pd.DataFrame | None, runs: pd.DataFrame, metric: str) -> pd.DataFrame | None:

@@ -75,6 +75,13 @@ def test_the_metric_names_are_the_stores():
         ({"claim": "x", "fit": {"x": "decoder_wd", "y": "t_val"}}, "expect[0].fit.min_r2", "missing"),
         ({"claim": "x", "leads": {"metric": "val_acc"}}, "expect[0].leads.ahead_of", "missing"),
         ({"claim": "x", "leads": {"metric": "rqi", "ahead_of": "val_acc", "lead": 3}}, "expect[0].leads.lead", "unknown key"),
+        ({"claim": "x", "speedup": {"of": {"decoder_wd": 1}, "over": {"decoder_wd": 0}}}, "expect[0].speedup.at_least", "missing"),
+        ({"claim": "x", "speedup": {"of": {"decoder_wd": 1}, "over": {"decoder_wd": 1}, "at_least": 2}}, "expect[0].speedup.over", "same runs"),
+        ({"claim": "x", "speedup": {"of": {}, "over": {"decoder_wd": 0}, "at_least": 2}}, "expect[0].speedup.of", "selects every run"),
+        ({"claim": "x", "speedup": {"of": {"decoder_wd": 2}, "over": {"decoder_wd": 0}, "at_least": 2}}, "expect[0].speedup.of.decoder_wd", "not a value"),
+        ({"claim": "x", "speedup": {"quantity": "final_val_acc", "of": {"decoder_wd": 1}, "over": {"decoder_wd": 0}, "at_least": 2}},
+         "expect[0].speedup.quantity", "unknown value"),
+        ({"claim": "x", "speedup": {"of": {"decoder_wd": 1}, "over": {"decoder_wd": 0}, "at_least": 0}}, "expect[0].speedup.at_least", "> 0"),
     ],
 )
 def test_bad_claims_are_one_line_errors_naming_the_field(claim, field, words):
@@ -154,6 +161,31 @@ def test_a_trend_passes_only_in_its_direction_and_never_reached_is_latest():
     whole = {"claim": "x", "trend": {"quantity": "t_val", "along": "decoder_wd", "direction": "decreasing"}}
     verdict = check(whole, GOOD)  # wd 0 never generalizes: "never" is the latest of all
     assert verdict.passed and "0: never" in verdict.measured
+
+
+SPEEDUP = {"claim": "wd 1 groks 2x sooner than wd 0.1", "speedup": {"of": {"decoder_wd": 1}, "over": {"decoder_wd": 0.1}, "at_least": 2}}
+
+
+def test_a_speedup_compares_medians_and_round_trips():
+    spec = spec_with(SPEEDUP)
+    assert spec_from_dict(parse_yaml(dump_spec(spec))) == spec
+    verdict = check(SPEEDUP, GOOD)  # medians 2800 over 950
+    assert verdict.passed and verdict.measured == "median t_val 2.8e+03 over 2 run(s) -> 950 over 2: 2.95x"
+    slower = GOOD.assign(t_val=[None, None, 3000, 2600, 1400, 1500])
+    verdict = check(SPEEDUP, slower)
+    assert not verdict.passed and verdict.measured.endswith(": 1.93x")
+
+
+def test_a_speedup_over_runs_that_never_got_there_is_a_lower_bound():
+    table = GOOD.assign(last_step=4000)
+    never = {"claim": "x", "speedup": {"of": {"decoder_wd": 1}, "over": {"decoder_wd": 0}, "at_least": 4}}
+    verdict = check(never, table)  # wd 0 never generalizes in 4,000 steps: >= 4000 / 950
+    assert verdict.passed and ">= 4.21x (a lower bound: 2 of 2 never reached it" in verdict.measured
+    verdict = check({**never, "speedup": {**never["speedup"], "at_least": 5}}, table)
+    assert not verdict.passed and ">= 4.21x" in verdict.measured  # the budget cannot show a 5x factor
+    backwards = {"claim": "x", "speedup": {"of": {"decoder_wd": 0}, "over": {"decoder_wd": 1}, "at_least": 1}}
+    verdict = check(backwards, table)
+    assert not verdict.passed and "never reached it: no factor" in verdict.measured
 
 
 def test_a_fit_reports_slope_and_r2_and_fails_on_scatter_or_too_few_points():
