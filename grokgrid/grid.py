@@ -131,12 +131,27 @@ def expand(spec: SweepSpec) -> list[RunConfig]:
         axes.append([(v, f'{json.dumps(h)}:{_json(v)}') for v in values])
     base = len(HYPERPARAMETERS) - 1
     runs = []
-    for combo in itertools.product(*axes):
+    for combo in _combinations(axes, names, spec.grid.tie):
         text = head + ",".join(combo[i][1] for i in order) + tail
         run = hashlib.sha256(text.encode()).hexdigest()[:RUN_ID_LENGTH]
         values = [value for value, _ in combo]
         runs.append(RunConfig(run, *values[:base], values[-1], extra=tuple(zip(extra, values[base:-1]))))
     return runs
+
+
+def _combinations(axes: list[list], names: list[str], tie: tuple[tuple[str, ...], ...]):
+    """The product of the axes, except that the axes of a tied group move together (their i-th
+    values in one combination), in the product's order."""
+    if not tie:
+        return itertools.product(*axes)
+    leader = {}
+    for group in tie:
+        positions = sorted(names.index(axis) for axis in group)
+        leader.update({position: positions[0] for position in positions})
+    free = [i for i in range(len(names)) if leader.get(i, i) == i]
+    slot = {i: free.index(leader.get(i, i)) for i in range(len(names))}
+    return ([axes[i][picked[slot[i]]] for i in range(len(names))]
+            for picked in itertools.product(*(range(len(axes[i])) for i in free)))
 
 
 def count(spec: SweepSpec) -> int:

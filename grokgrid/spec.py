@@ -199,6 +199,10 @@ class GridSpec:
     train_fraction: tuple[float, ...] = (0.8,)
     seed: tuple[int, ...] = (0,)
     extra: tuple[tuple[str, tuple[float, ...]], ...] = ()
+    # Groups of axes whose values go together (the i-th value of each), not in every combination:
+    # `tie: [[repr_wd, decoder_wd]]` sweeps one weight decay on every parameter. Runs are those
+    # of the full product with equal value positions in each group, so they keep their ids.
+    tie: tuple[tuple[str, ...], ...] = ()
 
     def axes(self) -> tuple[str, ...]:
         """Every axis: the seven hyperparameters, then the extra ones."""
@@ -218,7 +222,13 @@ class GridSpec:
         return tuple(h for h in self.axes() if h != "seed" and len(self.values(h)) > 1)
 
     def size(self) -> int:
-        return math.prod(len(self.values(h)) for h in self.axes())
+        tied = {axis for group in self.tie for axis in group}
+        return (math.prod(len(self.values(h)) for h in self.axes() if h not in tied)
+                * math.prod(len(self.values(group[0])) for group in self.tie))
+
+    def tied_with(self, axis: str) -> tuple[str, ...]:
+        """The group an axis is tied in (itself alone when untied)."""
+        return next((group for group in self.tie if axis in group), (axis,))
 
     def fields(self) -> tuple[tuple[str, tuple], ...]:
         """The field axes (task, model and training fields; spec_fields.py) and their values:
@@ -294,8 +304,10 @@ class SweepSpec:
         del data["expect"], data["stages"]
         # Extra grid axes are written as in a spec file (`shrink.train_subset: [...]`), and only
         # when there are some, so that a spec without stages dumps as it did before them.
-        del data["grid"]["extra"]
+        del data["grid"]["extra"], data["grid"]["tie"]
         data["grid"].update({name: _plain(list(values)) for name, values in self.grid.extra})
+        if self.grid.tie:  # written only when used, so that other specs dump (and hash) as before
+            data["grid"]["tie"] = [list(group) for group in self.grid.tie]
         if self.stages:
             data["stages"] = [_plain(stage.written()) for stage in self.stages]
         data["task"], data["model"] = _plain(self.task.written()), _plain(self.model.written())
@@ -528,7 +540,7 @@ def _round(value: float) -> float:
 def _grid(data: Mapping[str, Any]) -> GridSpec:
     """The seven hyperparameters' axes; a dotted key (an extra axis) is read by _extra_axes,
     once the stages it names are known."""
-    check.reject_unknown("grid", {k: v for k, v in data.items() if "." not in k}, HYPERPARAMETERS)
+    check.reject_unknown("grid", {k: v for k, v in data.items() if "." not in k}, (*HYPERPARAMETERS, "tie"))
     d = GridSpec()
     axes: dict[str, tuple] = {}
     for name in HYPERPARAMETERS:
@@ -694,6 +706,34 @@ def _extra_axes(data: Mapping[str, Any], stages: tuple[StageSpec, ...]) -> tuple
     return tuple(axes)
 
 
+def _tie(raw: Any, grid: GridSpec) -> tuple[tuple[str, ...], ...]:
+    """``grid.tie``: lists of axes whose values are zipped (equal lengths, each axis in one group)."""
+    if raw is None:
+        return ()
+    example = "write e.g. tie: [[repr_wd, decoder_wd]]"
+    if not isinstance(raw, list):
+        raise SpecError("grid.tie", f"expected a list of axis lists, got {type(raw).__name__}", example)
+    groups: list[tuple[str, ...]] = []
+    seen: set[str] = set()
+    for i, group in enumerate(raw):
+        where = f"grid.tie[{i}]"
+        if not isinstance(group, list) or len(group) < 2 or not all(isinstance(a, str) for a in group):
+            raise SpecError(where, f"expected a list of at least two axis names, got {group!r}", example)
+        for axis in group:
+            if axis not in grid.axes() or axis == "seed":
+                raise SpecError(where, f"{check.shown_key(axis)!r} is not an axis of the grid one can tie",
+                                "name axes the grid sweeps (not seed), e.g. repr_wd and decoder_wd")
+            if axis in seen:
+                raise SpecError(where, f"{axis} is tied twice", "put each axis in one group")
+            seen.add(axis)
+        lengths = {axis: len(grid.values(axis)) for axis in group}
+        if len(set(lengths.values())) != 1:
+            raise SpecError(where, f"the tied axes have different numbers of values ({', '.join(f'{a}: {n}' for a, n in lengths.items())})",
+                            "give each tied axis as many values (the i-th values go together)")
+        groups.append(tuple(group))
+    return tuple(groups)
+
+
 def _intervention_axis(where: str, key: str, raw: Any) -> tuple[float, ...]:
     """An intervention's strength swept per run (``training.grokfast.lamb``, ...)."""
     if key not in INTERVENTION_AXES:
@@ -734,7 +774,9 @@ def spec_from_dict(data: Any) -> SweepSpec:
         raise SpecError("description", f"expected text, got {type(description).__name__}", "quote it")
     sections = {key: build(check.mapping(key, data.get(key))) for key, build in _SECTIONS.items()}
     stages = _stages(data.get("stages"))
-    sections["grid"] = dataclasses.replace(sections["grid"], extra=_extra_axes(check.mapping("grid", data.get("grid")), stages))
+    grid_data = check.mapping("grid", data.get("grid"))
+    sections["grid"] = dataclasses.replace(sections["grid"], extra=_extra_axes(grid_data, stages))
+    sections["grid"] = dataclasses.replace(sections["grid"], tie=_tie(grid_data.get("tie"), sections["grid"]))
     sections["training"] = _resolve_interventions(sections["training"], sections["grid"].extra)
     expect = expectations.parse(data.get("expect"), sections["grid"].axes())
     spec = SweepSpec(name=name, description=description, **sections, expect=expect, stages=stages)
@@ -780,7 +822,8 @@ def _with_field_axes(data: Mapping[str, Any], grid: Mapping[str, Any]) -> SweepS
     # Field and other extra axes in the order the grid writes them.
     others = dict(first.grid.extra)
     extra = tuple((key, fields[key] if key in fields else others[key]) for key in grid if key in fields or key in others)
-    spec = dataclasses.replace(first, grid=dataclasses.replace(first.grid, extra=extra))
+    full = dataclasses.replace(first.grid, extra=extra)
+    spec = dataclasses.replace(first, grid=dataclasses.replace(full, tie=_tie(grid.get("tie"), full)))
     spec = dataclasses.replace(spec, expect=expectations.parse(data.get("expect"), spec.grid.axes()))
     for i, item in enumerate(spec.expect):
         _check_expectation_axes(f"expect[{i}]", item, spec.grid)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 
+import pandas as pd
+import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from grokgrid import grid
-from grokgrid.spec import spec_from_dict
+from grokgrid.spec import SpecError, dump_spec, spec_from_dict
 
 
 def make(grid_section: dict, **other) -> object:
@@ -140,3 +143,56 @@ def test_stages_change_run_ids_only_when_present():
     plain = grid.expand(spec_from_dict(base))[0].run_id
     staged = grid.expand(spec_from_dict({**base, "stages": [{"name": "more", "steps": 5}]}))[0].run_id
     assert plain != staged
+
+
+# ----------------------------------------------------------------------------- tied axes
+
+TIED = {"name": "tied", "grid": {"repr_wd": [0.0, 0.005], "decoder_wd": [0.0, 0.005], "decoder_lr": [1e-3, 1e-2],
+                                 "seed": [0, 1], "tie": [["repr_wd", "decoder_wd"]]}}
+
+
+def test_tied_axes_move_together_and_their_runs_keep_the_full_products_ids():
+    spec = spec_from_dict(TIED)
+    runs = grid.expand(spec)
+    assert spec.grid.size() == grid.count(spec) == len(runs) == 8
+    assert all(r.repr_wd == r.decoder_wd for r in runs)
+    assert [(r.decoder_lr, r.repr_wd, r.seed) for r in runs[:4]] == [(1e-3, 0.0, 0), (1e-3, 0.0, 1), (1e-3, 0.005, 0), (1e-3, 0.005, 1)]
+    untied = spec_from_dict({**TIED, "grid": {k: v for k, v in TIED["grid"].items() if k != "tie"}})
+    full = {r.run_id: r for r in grid.expand(untied)}
+    assert all(full[r.run_id] == r for r in runs)  # a subset of the product, the same ids
+    assert spec_from_dict(yaml.safe_load(dump_spec(spec))) == spec
+    assert "tie" not in yaml.safe_load(dump_spec(untied))["grid"]  # untied specs dump as before
+
+
+def test_a_tie_may_join_extra_and_field_axes():
+    spec = spec_from_dict({"name": "t", "task": {"name": "modular", "op": "add"}, "model": {"name": "mlp"},
+                           "training": {"grokfast": {"filter": "ema"}},
+                           "grid": {"training.grokfast.lamb": [0, 2], "decoder_wd": [0, 0.01], "task.p": [7, 11],
+                                    "tie": [["training.grokfast.lamb", "decoder_wd", "task.p"]]}})
+    runs = grid.expand(spec)
+    assert [(r.value("training.grokfast.lamb"), r.decoder_wd, r.value("task.p")) for r in runs] == [(0, 0, 7), (2, 0.01, 11)]
+
+
+@pytest.mark.parametrize("tie, message", [
+    ([["repr_wd"]], "grid.tie[0]: expected a list of at least two axis names"),
+    ([["repr_wd", "seed"]], "grid.tie[0]: 'seed' is not an axis of the grid one can tie"),
+    ([["repr_wd", "lr"]], "grid.tie[0]: 'lr' is not an axis"),
+    ([["repr_wd", "decoder_lr"], ["decoder_wd", "decoder_lr"]], "grid.tie[1]: decoder_lr is tied twice"),
+    ("repr_wd", "grid.tie: expected a list of axis lists"),
+])
+def test_bad_ties_are_one_line_errors(tie, message):
+    with pytest.raises(SpecError) as caught:
+        spec_from_dict({**TIED, "grid": {**TIED["grid"], "tie": tie}})
+    assert str(caught.value).startswith(message) and "\n" not in str(caught.value)
+
+
+def test_tied_axes_of_unequal_length_are_refused():
+    with pytest.raises(SpecError, match=r"^grid.tie\[0\]: the tied axes have different numbers of values \(repr_wd: 2, decoder_wd: 3\)"):
+        spec_from_dict({**TIED, "grid": {**TIED["grid"], "decoder_wd": [0, 0.005, 0.01]}})
+
+
+def test_the_report_does_not_draw_two_tied_axes_against_each_other():
+    from grokgrid.report.axes import resolve_axes
+
+    runs = pd.DataFrame([{"run_id": r.run_id, **r.columns()} for r in grid.expand(spec_from_dict(TIED))])
+    assert resolve_axes(runs) == ("decoder_lr", "repr_wd")

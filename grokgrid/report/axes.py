@@ -44,13 +44,30 @@ def swept_axes(runs: pd.DataFrame) -> list[str]:
     return [h for h in hyperparameter_columns(runs) if h != "seed" and runs[h].nunique(dropna=True) > 1]
 
 
+def independent_axes(runs: pd.DataFrame) -> list[str]:
+    """The swept axes less those that move in step with an earlier one (tied on the grid:
+    ``tie: [[repr_wd, decoder_wd]]``): a diagram of two such axes would be one diagonal."""
+    picked: list[str] = []
+    for h in swept_axes(runs):
+        if not any(_in_step(runs, h, other) for other in picked):
+            picked.append(h)
+    return picked
+
+
+def _in_step(runs: pd.DataFrame, a: str, b: str) -> bool:
+    """Each value of ``a`` goes with one value of ``b`` and the other way round."""
+    pairs = runs[[a, b]].astype(str).drop_duplicates()
+    return pairs[a].is_unique and pairs[b].is_unique
+
+
 def resolve_axes(runs: pd.DataFrame, axes: Sequence[str | None] | None = None) -> tuple[str | None, str | None]:
     """The (x, y) hyperparameters to plot; None where there is nothing to put on that axis.
 
-    Default: the first two swept axes (one swept axis gives a 1-D strip, none a single cell).
+    Default: the first two swept axes, an axis tied to an earlier one skipped (one swept axis
+    gives a 1-D strip, none a single cell).
     """
     if axes is None:
-        picked: list[str | None] = list(swept_axes(runs)[:2])
+        picked: list[str | None] = list(independent_axes(runs)[:2])
     else:
         if isinstance(axes, str) or not 1 <= len(axes) <= 2:
             raise ValueError(f"axes must be one or two hyperparameter names, got {axes!r}")
