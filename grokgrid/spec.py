@@ -9,6 +9,11 @@ The task and model sections are typed: each task and model has its own spec clas
 parameters, defaults and checks), beside its implementation, listed in ``grokgrid.tasks.TASKS``
 and ``grokgrid.models.MODELS``; this module picks the class a section names.
 
+The pieces with a concept of their own live beside it: ``spec_stages`` (the ``stages:`` list),
+``spec_interventions`` (Grokfast and the perturbation), ``spec_fields`` (task, model and
+training fields as grid axes), ``spec_axes`` (one axis' values, a hyperparameter's checks) and
+``spec_checks`` (the one-value checks and SpecError); this module assembles the spec from them.
+
 Only the standard library and PyYAML are imported here, and by the task and model spec classes
 (DESIGN.md section 2): status, classify and report read specs without torch.
 """
@@ -28,7 +33,12 @@ import itertools
 
 from grokgrid import expectations
 from grokgrid import spec_checks as check
-from grokgrid import spec_fields
+from grokgrid import spec_fields, spec_interventions
+from grokgrid.spec_axes import MAX_AXIS_VALUES, axis_values, check_hyperparameter  # noqa: F401 - MAX_AXIS_VALUES: part of spec's API
+from grokgrid.spec_interventions import (  # noqa: F401 - part of spec's API
+    GROKFAST_FILTERS, GROKFAST_LAMB, INTERVENTION_AXES, PERTURBABLE_MODELS, GrokfastSpec, PerturbationSpec)
+from grokgrid.spec_stages import (  # noqa: F401 - part of spec's API
+    FIRST_STAGE, RESERVED_STAGE_NAMES, STAGE_FIELDS, StageSpec, check_stage_value, parse_stages)
 from grokgrid.criteria import PhaseCriteria, written_fields
 from grokgrid.expectations import Expectation
 from grokgrid.models import MODELS as MODEL_KINDS
@@ -56,13 +66,7 @@ TASK_KEYS = tuple(dict.fromkeys(["name", *(key for kind in TASK_KINDS.values() f
 MODEL_KEYS = tuple(dict.fromkeys(["name", *(key for kind in MODEL_KINDS.values() for key in kind.parameters())]))
 OPTIMIZERS = ("adamw", "adam", "sgd")
 PRECISIONS = ("float32", "float64")
-# Stage fields that change a run from its stage on; each may also be a grid axis, written
-# `<stage>.<field>` (grid: {shrink.train_subset: [0.2, 0.4]}). A stage's steps are shared by every
-# run of the sweep (they fix the logged steps and the pack's length), so they are not an axis.
-STAGE_FIELDS = ("train_subset", "repr_lr", "decoder_lr", "repr_wd", "decoder_wd")
-FIRST_STAGE = "train"  # the name of stage 0, the `training.steps` every run starts with
-STAGE_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,31}$")
-MAX_AXIS_VALUES = 100_000  # values of one grid axis (a finer axis is a typo, not a phase diagram)
+MAX_EXAMPLES = 100_000_000  # a task's examples (every run of a pack holds them all)
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -82,52 +86,6 @@ class LogScheduleSpec:
 
     dense_until: int = 1000
     per_decade: int = 20
-
-
-# Grokfast's filters (Lee et al. 2024, ironjr/grokfast grokfast.py): gradfilter_ema and
-# gradfilter_ma, and each filter's default amplification lamb (their README's settings).
-GROKFAST_FILTERS = ("ema", "ma")
-GROKFAST_LAMB = {"ema": 2.0, "ma": 5.0}
-# Interventions that are grid axes (`training.<intervention>.<field>`): per-run values inside one
-# pack (no shape changes), 0 meaning "off" for lamb and sigma.
-INTERVENTION_AXES = ("training.grokfast.lamb", "training.grokfast.alpha", "training.perturbation.sigma")
-# The models whose continuous input (``embed``, then ``from_embedded``) the perturbation noises.
-PERTURBABLE_MODELS = ("mlp", "transformer")
-
-
-@dataclass(frozen=True)
-class GrokfastSpec:
-    """Grokfast: before each update, every gradient g becomes g + lamb * filtered(g).
-
-    ``filter: ema``: filtered = ema, ema = alpha * ema + (1 - alpha) * g (started at the first
-    gradient, as the reference's gradfilter_ema). ``filter: ma``: the mean of the last ``window``
-    gradients, applied only once the window is full unless ``warmup`` is false (gradfilter_ma).
-    ``lamb`` (and ``alpha``) None: swept on the grid (``training.grokfast.lamb``), per run.
-    """
-
-    filter: str = "ema"
-    alpha: float | None = 0.98  # ema only (None for ma)
-    lamb: float | None = None  # None after parsing: a grid axis
-    window: int = 100  # ma only
-    warmup: bool = True  # ma only: no filtering until the window is full
-
-    def written(self) -> dict[str, Any]:
-        """The fields that mean something for this filter, and only those set (a swept one is
-        the grid's)."""
-        keys = ("filter", "alpha", "lamb") if self.filter == "ema" else ("filter", "lamb", "window", "warmup")
-        return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
-
-
-@dataclass(frozen=True)
-class PerturbationSpec:
-    """Tan & Huang's perturbation (input/embedding noise): in training steps only, Gaussian noise
-    of scale ``sigma`` is added to the model's continuous input (embeddings or features), drawn
-    per run from a generator of its own seed. None: swept on the grid (``training.perturbation.sigma``)."""
-
-    sigma: float | None = None
-
-    def written(self) -> dict[str, Any]:
-        return {} if self.sigma is None else {"sigma": self.sigma}
 
 
 @dataclass(frozen=True)
@@ -151,33 +109,6 @@ class TrainingSpec:
 # Training fields added after runs were made, and their "off" value: off, a field is left out
 # of the dumped spec (and grid.recipe leaves it out of run ids), so older specs read as before.
 TRAINING_ADDED_LATER = {"grokfast": None, "perturbation": None, "orthogonal_gradients": False}
-
-
-@dataclass(frozen=True)
-class StageSpec:
-    """A stage after the first (Varma et al.'s ungrokking: train on D, then on D' within D).
-
-    It trains ``steps`` more steps; from its first step on, a field that is set replaces the
-    run's value: ``train_subset`` keeps that fraction of the previous stage's training examples
-    (chosen per run by a seed of its own, so D' is a subset of D; the validation set stays the
-    examples outside the first stage's training set), the others the learning rates and weight
-    decays. None: as in the previous stage. A field swept on the grid (``<name>.<field>``) comes
-    from the run instead (grid.RunConfig.extra).
-    """
-
-    name: str
-    steps: int
-    train_subset: float | None = None
-    repr_lr: float | None = None
-    decoder_lr: float | None = None
-    repr_wd: float | None = None
-    decoder_wd: float | None = None
-
-    def written(self) -> dict[str, Any]:
-        """name, steps and the fields that are set (a field added later never changes the
-        run ids of specs that leave it out)."""
-        return {"name": self.name, "steps": self.steps,
-                **{f: getattr(self, f) for f in STAGE_FIELDS if getattr(self, f) is not None}}
 
 
 @dataclass(frozen=True)
@@ -394,8 +325,8 @@ def _training(data: Mapping[str, Any]) -> TrainingSpec:
         log_schedule=_log_schedule(data.get("log_schedule", d.log_schedule)),
         batch_size=None if data.get("batch_size") is None else check.integer("training.batch_size", data["batch_size"]),
         warmup_steps=check.integer("training.warmup_steps", data.get("warmup_steps", d.warmup_steps)),
-        grokfast=_grokfast(data.get("grokfast")),
-        perturbation=_perturbation(data.get("perturbation")),
+        grokfast=spec_interventions.parse_grokfast(data.get("grokfast")),
+        perturbation=spec_interventions.parse_perturbation(data.get("perturbation")),
         orthogonal_gradients=check.boolean("training.orthogonal_gradients", data.get("orthogonal_gradients", False)),
     )
     if training.batch_size is not None:
@@ -403,79 +334,6 @@ def _training(data: Mapping[str, Any]) -> TrainingSpec:
     check.at_least("training.warmup_steps", training.warmup_steps, 0)
     check.at_least("training.eps", training.eps, 0, strict=True)
     return training
-
-
-def _grokfast(raw: Any) -> GrokfastSpec | None:
-    """``training.grokfast``: the filter and its settings; lamb (and alpha) may be left to the
-    grid (resolved by _resolve_interventions once the grid's axes are known)."""
-    if raw is None or raw is False:
-        return None
-    where = "training.grokfast"
-    data = check.mapping(where, raw)
-    check.reject_unknown(where, data, GrokfastSpec)
-    name = check.choice(f"{where}.filter", data.get("filter", "ema"), GROKFAST_FILTERS)
-    other = ("window", "warmup") if name == "ema" else ("alpha",)
-    for key in other:
-        if key in data:
-            raise SpecError(f"{where}.{key}", f"not a setting of filter {name}",
-                            "alpha is the ema filter's; window and warmup are the ma filter's")
-    d = GrokfastSpec()
-    # alpha and lamb stay None when left out: their defaults are filled, or the grid sweeps them.
-    alpha = None if data.get("alpha") is None else _intervention_value(f"{where}.alpha", "alpha", data["alpha"])
-    lamb = None if data.get("lamb") is None else _intervention_value(f"{where}.lamb", "lamb", data["lamb"])
-    window = check.integer(f"{where}.window", data.get("window", d.window))
-    check.at_least(f"{where}.window", window, 1)
-    warmup = check.boolean(f"{where}.warmup", data.get("warmup", d.warmup))
-    return GrokfastSpec(filter=name, alpha=alpha, lamb=lamb, window=window, warmup=warmup)
-
-
-def _perturbation(raw: Any) -> PerturbationSpec | None:
-    if raw is None or raw is False:
-        return None
-    where = "training.perturbation"
-    data = check.mapping(where, raw)
-    check.reject_unknown(where, data, PerturbationSpec)
-    sigma = None if data.get("sigma") is None else _intervention_value(f"{where}.sigma", "sigma", data["sigma"])
-    return PerturbationSpec(sigma=sigma)
-
-
-def _intervention_value(where: str, key: str, raw: Any) -> float:
-    """lamb and sigma >= 0 (0: off for that run); alpha in [0, 1)."""
-    value = check.number(where, raw)
-    if key == "alpha":
-        if not 0 <= value < 1:
-            raise SpecError(where, f"must be in [0, 1), got {value:g}", "use an EMA momentum such as 0.98")
-    else:
-        check.at_least(where, value, 0)
-    return value
-
-
-def _resolve_interventions(training: TrainingSpec, extra: tuple[tuple[str, tuple], ...]) -> TrainingSpec:
-    """Fill an intervention's strength from its default unless the grid sweeps it, refuse one set
-    in both places, and require the section an axis sweeps (it says which filter)."""
-    swept = {name for name, _ in extra}
-    for axis in sorted(swept & set(INTERVENTION_AXES)):
-        _, section, key = axis.split(".")
-        value = getattr(training, section)
-        if value is None:
-            example = "grokfast: {filter: ema}" if section == "grokfast" else "perturbation: {}"
-            raise SpecError(f"grid.{axis}", f"training.{section} is not set",
-                            f"add '{example}' under training (its {key} then comes from this axis)")
-        if key == "alpha" and value.filter != "ema":
-            raise SpecError(f"grid.{axis}", f"filter {value.filter} has no alpha", "sweep alpha with filter: ema")
-        if getattr(value, key) is not None:
-            raise SpecError(f"grid.{axis}", f"training.{section} also sets {key}",
-                            f"set it in one place: remove training.{section}.{key} or the axis")
-    grokfast, perturbation = training.grokfast, training.perturbation
-    if grokfast is not None:
-        defaults = {"lamb": GROKFAST_LAMB[grokfast.filter], "alpha": GrokfastSpec.alpha if grokfast.filter == "ema" else None}
-        grokfast = dataclasses.replace(grokfast, **{
-            key: default for key, default in defaults.items()
-            if getattr(grokfast, key) is None and f"training.grokfast.{key}" not in swept})
-    if perturbation is not None and perturbation.sigma is None and "training.perturbation.sigma" not in swept:
-        raise SpecError("training.perturbation.sigma", "missing",
-                        "give the noise scale, e.g. sigma: 0.1, or sweep grid.training.perturbation.sigma")
-    return dataclasses.replace(training, grokfast=grokfast, perturbation=perturbation)
 
 
 def _log_schedule(raw: Any) -> LogScheduleSpec | None:
@@ -507,36 +365,6 @@ def _early_stop(raw: Any) -> EarlyStopSpec | None:
     return EarlyStopSpec(threshold=threshold, patience=patience)
 
 
-def _grid_values(where: str, raw: Any) -> list[float]:
-    """A grid axis: a scalar, a list, or {logspace|linspace: [start, stop, num]}."""
-    if isinstance(raw, Mapping):
-        if len(raw) != 1 or next(iter(raw)) not in ("logspace", "linspace"):
-            raise SpecError(where, f"unknown range form {dict(raw)!r}", "write a list, or {logspace: [1e-5, 1e-2, 4]}")
-        kind, args = next(iter(raw.items()))
-        if not isinstance(args, (list, tuple)) or len(args) != 3:
-            raise SpecError(f"{where}.{kind}", f"expected [start, stop, num], got {args!r}", "write e.g. [1e-5, 1e-2, 4]")
-        start, stop = check.number(f"{where}.{kind}[0]", args[0]), check.number(f"{where}.{kind}[1]", args[1])
-        num = check.integer(f"{where}.{kind}[2]", args[2])
-        check.at_least(f"{where}.{kind}[2]", num, 1)
-        if num > MAX_AXIS_VALUES:  # checked before the values are built: a typo must answer at once
-            raise SpecError(f"{where}.{kind}[2]", f"{num:,} values on one axis", f"use at most {MAX_AXIS_VALUES:,} (is it a typo?)")
-        if kind == "logspace":
-            for i, v in enumerate((start, stop)):
-                check.at_least(f"{where}.logspace[{i}]", v, 0, strict=True)
-            lo, hi = math.log10(start), math.log10(stop)
-            return [_round(10 ** (lo + (hi - lo) * i / max(num - 1, 1))) for i in range(num)]
-        return [_round(start + (stop - start) * i / max(num - 1, 1)) for i in range(num)]
-    values = list(raw) if isinstance(raw, (list, tuple)) else [raw]
-    if not values:
-        raise SpecError(where, "empty list: the grid would have no runs", "give at least one value")
-    return [check.number(f"{where}[{i}]" if isinstance(raw, (list, tuple)) else where, v) for i, v in enumerate(values)]
-
-
-def _round(value: float) -> float:
-    # 12 significant digits: logspace(1e-5, 1e-2, 4) gives 1e-4 exactly, so run ids are stable.
-    return float(f"{value:.12g}")
-
-
 def _grid(data: Mapping[str, Any]) -> GridSpec:
     """The seven hyperparameters' axes; a dotted key (an extra axis) is read by _extra_axes,
     once the stages it names are known."""
@@ -545,29 +373,14 @@ def _grid(data: Mapping[str, Any]) -> GridSpec:
     axes: dict[str, tuple] = {}
     for name in HYPERPARAMETERS:
         where = f"grid.{name}"
-        values = _grid_values(where, data[name]) if name in data else list(getattr(d, name))
+        values = axis_values(where, data[name]) if name in data else list(getattr(d, name))
         if len(set(values)) != len(values):
             raise SpecError(where, f"repeated values {values}", "list each value once")
         for i, v in enumerate(values):
             at = f"{where}[{i}]" if len(values) > 1 or isinstance(data.get(name), (list, tuple)) else where
-            _check_hyperparameter(at, name, v)
+            check_hyperparameter(at, name, v)
         axes[name] = tuple(int(v) for v in values) if name == "seed" else tuple(values)
     return GridSpec(**axes)
-
-
-def _check_hyperparameter(where: str, name: str, value: float) -> None:
-    if name.endswith("_lr"):
-        check.at_least(where, value, 0, strict=True)
-    elif name.endswith("_wd"):
-        check.at_least(where, value, 0)
-    elif name == "init_scale":
-        check.at_least(where, value, 0, strict=True)
-    elif name == "train_fraction":
-        if not 0 < value < 1:
-            raise SpecError(where, f"must be in (0, 1), got {value:g}", "use a fraction such as 0.8")
-    elif name == "seed":
-        if value != int(value) or value < 0:
-            raise SpecError(where, f"must be a non-negative integer, got {value:g}", "use e.g. 0")
 
 
 def _phases(data: Mapping[str, Any]) -> PhasesSpec:
@@ -627,55 +440,6 @@ def _resources(data: Mapping[str, Any]) -> ResourcesSpec:
     )
 
 
-# Names a stage may not take: the first stage's, and the spec's sections (a dotted grid axis
-# `<section>.<field>` will name those when any spec field becomes an axis, issue 17 part 3).
-RESERVED_STAGE_NAMES = (FIRST_STAGE, "name", "description", "task", "model", "training", "grid", "phases",
-                        "resources", "expect", "stages")
-
-
-def _stages(raw: Any) -> tuple[StageSpec, ...]:
-    """The ``stages:`` list: each a mapping with a unique identifier ``name`` and ``steps``."""
-    if raw is None:
-        return ()
-    if not isinstance(raw, (list, tuple)):
-        raise SpecError("stages", f"expected a list, got {type(raw).__name__}",
-                        "write '- {name: shrink, steps: 1000, train_subset: 0.5}' items under it")
-    stages: list[StageSpec] = []
-    for i, item in enumerate(raw):
-        where = f"stages[{i}]"
-        data = check.mapping(where, item)
-        check.reject_unknown(where, data, StageSpec)
-        name = data.get("name")
-        if not isinstance(name, str) or not STAGE_NAME_PATTERN.match(name):
-            raise SpecError(f"{where}.name", f"missing or not an identifier: {name!r}",
-                            "name the stage with letters, digits and '_' (e.g. shrink)")
-        if name in RESERVED_STAGE_NAMES:
-            raise SpecError(f"{where}.name", f"{name!r} is reserved", "pick another name (e.g. shrink)")
-        if any(s.name == name for s in stages):
-            raise SpecError(f"{where}.name", f"stage {name!r} is named twice", "give each stage its own name")
-        if "steps" not in data:
-            raise SpecError(f"{where}.steps", "missing", "give the stage's step count, e.g. steps: 1000")
-        steps = check.integer(f"{where}.steps", data["steps"])
-        check.at_least(f"{where}.steps", steps, 1)
-        fields = {}
-        for key in STAGE_FIELDS:
-            if data.get(key) is not None:
-                value = check.number(f"{where}.{key}", data[key])
-                _check_stage_value(f"{where}.{key}", key, value)
-                fields[key] = value
-        stages.append(StageSpec(name=name, steps=steps, **fields))
-    return tuple(stages)
-
-
-def _check_stage_value(where: str, key: str, value: float) -> None:
-    if key == "train_subset":
-        if not 0 < value <= 1:
-            raise SpecError(where, f"must be in (0, 1], got {value:g}",
-                            "use the fraction of the previous stage's training set to keep, e.g. 0.5")
-    else:
-        _check_hyperparameter(where, key, value)
-
-
 def _extra_axes(data: Mapping[str, Any], stages: tuple[StageSpec, ...]) -> tuple[tuple[str, tuple[float, ...]], ...]:
     """The grid's dotted keys: `<stage>.<field>` sweeps a stage field (train_subset, an lr or a wd)."""
     axes = []
@@ -684,7 +448,7 @@ def _extra_axes(data: Mapping[str, Any], stages: tuple[StageSpec, ...]) -> tuple
             continue
         where = f"grid.{check.shown_key(key)}"
         if key.startswith("training."):
-            axes.append((key, _intervention_axis(where, key, raw)))
+            axes.append((key, spec_interventions.intervention_axis(where, key, raw)))
             continue
         stage_name, _, field_name = key.partition(".")
         stage = next((s for s in stages if s.name == stage_name), None)
@@ -697,11 +461,11 @@ def _extra_axes(data: Mapping[str, Any], stages: tuple[StageSpec, ...]) -> tuple
                             f"sweep one of {', '.join(STAGE_FIELDS)} (a stage's steps are shared by every run)")
         if getattr(stage, field_name) is not None:
             raise SpecError(where, f"stage {stage_name} also sets {field_name}", f"set it in one place: remove stages[].{field_name} or the axis")
-        values = _grid_values(where, raw)
+        values = axis_values(where, raw)
         if len(set(values)) != len(values):
             raise SpecError(where, f"repeated values {values}", "list each value once")
         for i, v in enumerate(values):
-            _check_stage_value(f"{where}[{i}]" if isinstance(raw, (list, tuple)) else where, field_name, v)
+            check_stage_value(f"{where}[{i}]" if isinstance(raw, (list, tuple)) else where, field_name, v)
         axes.append((key, tuple(values)))
     return tuple(axes)
 
@@ -734,19 +498,6 @@ def _tie(raw: Any, grid: GridSpec) -> tuple[tuple[str, ...], ...]:
     return tuple(groups)
 
 
-def _intervention_axis(where: str, key: str, raw: Any) -> tuple[float, ...]:
-    """An intervention's strength swept per run (``training.grokfast.lamb``, ...)."""
-    if key not in INTERVENTION_AXES:
-        raise SpecError(where, f"{key!r} cannot be a grid axis", f"sweep one of {', '.join(INTERVENTION_AXES)}")
-    values = _grid_values(where, raw)
-    if len(set(values)) != len(values):
-        raise SpecError(where, f"repeated values {values}", "list each value once")
-    field_name = key.rpartition(".")[2]
-    for i, v in enumerate(values):
-        _intervention_value(f"{where}[{i}]" if isinstance(raw, (list, tuple)) else where, field_name, v)
-    return tuple(values)
-
-
 _SECTIONS = {
     "task": _task,
     "model": _model,
@@ -773,11 +524,11 @@ def spec_from_dict(data: Any) -> SweepSpec:
     if not isinstance(description, str):
         raise SpecError("description", f"expected text, got {type(description).__name__}", "quote it")
     sections = {key: build(check.mapping(key, data.get(key))) for key, build in _SECTIONS.items()}
-    stages = _stages(data.get("stages"))
+    stages = parse_stages(data.get("stages"))
     grid_data = check.mapping("grid", data.get("grid"))
     sections["grid"] = dataclasses.replace(sections["grid"], extra=_extra_axes(grid_data, stages))
     sections["grid"] = dataclasses.replace(sections["grid"], tie=_tie(grid_data.get("tie"), sections["grid"]))
-    sections["training"] = _resolve_interventions(sections["training"], sections["grid"].extra)
+    sections["training"] = spec_interventions.resolve(sections["training"], sections["grid"].extra)
     expect = expectations.parse(data.get("expect"), sections["grid"].axes())
     spec = SweepSpec(name=name, description=description, **sections, expect=expect, stages=stages)
     _check_consistency(spec)
@@ -796,7 +547,7 @@ def _with_field_axes(data: Mapping[str, Any], grid: Mapping[str, Any]) -> SweepS
     written = []
     for key in keys:
         spec_fields.check_field(key, data, kinds)
-        written.append((key, spec_fields.written_values(f"grid.{key}", grid[key], _grid_values)))
+        written.append((key, spec_fields.written_values(f"grid.{key}", grid[key], axis_values)))
     spec_fields.check_count(written)
     parsed: list[list[Any]] = [[None] * len(values) for _, values in written]
     first = None
@@ -842,6 +593,10 @@ def _check_consistency(spec: SweepSpec) -> None:
         raise SpecError("training.perturbation", f"model {spec.model.name} exposes no continuous input to perturb",
                         f"use model {' or '.join(PERTURBABLE_MODELS)}, or remove the perturbation")
     examples = spec.task.n_examples
+    if examples > MAX_EXAMPLES:  # a typo (p: 1e9): every run of a pack holds them all, never fitting memory
+        shown = f"{examples:,}" if examples < 10**12 else f"about 1e{len(str(int(examples))) - 1}"  # no float: it may overflow
+        raise SpecError("task", f"task {spec.task.name} would have {shown} examples",
+                        f"make it smaller (at most {MAX_EXAMPLES:,} examples, e.g. p <= 10,000)")
     for i, fraction in enumerate(spec.grid.train_fraction):
         n_train = round(fraction * examples)
         if n_train < 1 or n_train >= examples:

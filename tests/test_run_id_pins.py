@@ -25,6 +25,9 @@ SWEEP_PINS = {
     "nanda_fidelity": (2, "fd206ab0eede03fbe5f25590668bf4619d3455d31b6807568a933ea87efa8eba", "e6dafb883b1ac2e9879540fc4c5520081137eb77611a4adf13e472b037797782"),
     "liu_fraction": (40, "99d3b865462a2a834c38cf97e8ac6d4321bbb5c0bcddd0e205c1504c8f24be60", "7e74cef0dd81748d90bb0f47444bc8552844a0165e84f368cb62047295e968b8"),
     "grokfast_mlp": (6, "92952a8ae0387488d87321be6081ee38bec06839502de51d1baf34d2837bcf69", "db8f2d310f28af2496bbabbb7b4c2cbc7583cef2adfdf79f945865fc00a7c96f"),
+    # Grokfast's own setup (issue 17 4b), the first sweeps with tied axes: pinned as first shipped
+    "grokfast_transformer": (8, "f2f05f6f0ad787e3d3555b6c3934108cbcf7bfe59e9c520f641ca6b75bbd808a", "f7d25eadd6eda21bf8ec58bad1a36d414f8f88b1d2a1428814f0781f647a2c1a"),
+    "grokfast_transformer_paper": (6, "2f6472eab070d49aa00668fdfdfaa0479c43cd0cb011b08d0824fb793096fe8b", "354e6e822d282687c42f90b6a7efec381e147975719a3a2db74c01b8b434ccc7"),
     "liu_lr": (147, "39a2967354b3f25f34165103104b661298338ae7724c26c678a04f43ac5d5c33", "34b08c6ddc0865b3146591d9c8bd12ec6bbb942f5660ee2b1952df2361e45451"),
     "nanda_fraction": (12, "3470bcc40b3f9534ae1f9306d3c1da09bfcba823915f79c3c4a57ef7625185d8", "690e100cd7ef18197567cbaa3a4961bca2906b71a656cecce03309a4696cec4e"),
     "nanda_fraction_paper": (21, "4a8fbd7be714f6fa1917a1a183d6889b2dcbb7848cff262d702279a38244d920", "5c89b1d447b8f33c4770d9cc2901951c0d47b1bb07b87fd6fe60087f273ae293"),
@@ -33,8 +36,9 @@ SWEEP_PINS = {
     # first grid's ids still hold (test_lyu_sparse_first_grid_keeps_its_run_ids)
     "lyu_sparse": (15, "bfe514ba7d602ef2948d8a7514845f58be30110ac8924445a480cca7fe67dffb", "a37b7ccaedd70e423b13fd75925e8018163b1f6634fc3cc2eec71cd8a6091d79"),
     # replaced by a grid that shows phases (issue 16; the first grid is bench/modular_mlp_bench.yaml), then
-    # by the decoder lr x weight decay diagram the issue asks for
-    "modular_mlp": (32, "232b320b84b063dd18cece0e7e2af25856bce5f9d673fda8e975eeccb6f57d10", "0fdf6ffabccde61d385a21b9f1662f2d6b193149a894418c94f3438d16de2d24"),
+    # by the decoder lr x weight decay diagram the issue asks for, then moved to training fraction 0.7
+    # with early stop (at 0.5 it showed two phases; the sweep's comment has the history)
+    "modular_mlp": (32, "f1fb1c17b073c350028ba6a65456a6e122e24dba1a64f482c89d28121bde5c25", "fd9c3dce76163becfeff2b7c471db98be25fdd39b38f657a075122277da8ffc4"),
     # Nanda's own init and warm-up, wd 1 only (issue 21): a new recipe, so new run ids
     "nanda_transformer": (3, "0c8bc5cad9d4eee272dc74fe9ab3aeae3c00b48051df24d069c81aba30b1a916", "64e11e943e0d8747dd0cc6e2d5c87b9ece470e79a448da21cec3e0aeb3acc726"),
     # real MNIST from a local copy (issue 16); task.root is no part of a run id, so these hold wherever it points

@@ -535,3 +535,11 @@ def test_a_claim_may_select_runs_by_an_intervention_axis():
     spec = spec_from_dict(_intervened(expect=[{"claim": "grokfast groks sooner", "where": {"training.grokfast.lamb": 2},
                                                "phases": {"present": ["comprehension"]}}]))
     assert spec.expect[0].where[0][0] == "training.grokfast.lamb"
+
+
+def test_a_task_too_large_to_hold_is_refused_in_one_line():
+    # p: 1e154 once crashed with OverflowError (p * p examples is no float); p 20,000 is 4e8 pairs.
+    for p in (1e154, 20_000):
+        with pytest.raises(SpecError, match=r"^task: task modular would have .* examples; make it smaller"):
+            spec_from_dict({"name": "x", "task": {"name": "modular", "p": p}, "model": {"name": "mlp"}})
+    assert spec_from_dict({"name": "x", "task": {"name": "modular", "p": 10_000}, "model": {"name": "mlp"}}).task.p == 10_000

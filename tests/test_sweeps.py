@@ -82,6 +82,11 @@ def _contradicting_table(spec, claim):
         return table, pd.DataFrame({"run_id": runs["run_id"], "step": 0, c.metric: c.below * 10 if c.below is not None else c.above / 10})
     if isinstance(c, ex.FitCheck):
         table = table.assign(**{q: np.random.default_rng(0).uniform(1, 100, len(table)) for q in c.names() if q in ex.QUANTITIES})
+    if isinstance(c, ex.SpeedupCheck):  # the treated runs get there later than the baseline
+        from grokgrid import verdicts
+
+        slower = table["run_id"].isin(verdicts._select(table, c.of)["run_id"])
+        table[c.quantity] = np.where(slower, 200.0, 100.0)
     return table, None
 
 
