@@ -131,12 +131,16 @@ def run_sweep(spec: PathLike | Mapping | SweepSpec, results: PathLike = "results
             raise Refused(f"this sweep is large: {large.describe()}; pass --yes to start it, or --dry-run to see its plan")
     reporter = reporter or driver.Reporter()
 
+    if not overwrite:
+        spec = folder.with_recorded_rounds(spec, sweep_dir)
+
     def work(held: driver.Driver) -> None:
         if overwrite:
             folder.clear(sweep_dir)
         driver.train_unfinished(held, spec, address, num_cpus, connect_timeout, pack_size, resume=False)
+        refined = _refine_rounds(held, sweep_dir, spec, address, num_cpus, connect_timeout, reporter)
         if report:
-            _label_and_report(sweep_dir, spec, reporter)
+            _label_and_report(sweep_dir, refined, reporter)
 
     driver.drive(sweep_dir, spec, reporter, work)
     return Sweep(sweep_dir)
@@ -153,11 +157,127 @@ def resume_sweep(results: PathLike, *, report: bool = True, address: str | None 
 
     def work(held: driver.Driver) -> None:
         driver.train_unfinished(held, spec, address, num_cpus, connect_timeout, None, resume=True)
+        refined = _refine_rounds(held, sweep_dir, spec, address, num_cpus, connect_timeout, reporter)
         if report:
-            _label_and_report(sweep_dir, spec, reporter)
+            _label_and_report(sweep_dir, refined, reporter)
 
     driver.drive(sweep_dir, spec, reporter, work)
     return Sweep(sweep_dir)
+
+
+# ----------------------------------------------------------------------------- refinement
+
+
+def refine_sweep(results: PathLike, *, rounds: int | None = None, max_runs: int | None = None,
+                 axes: tuple[str, ...] | str | None = None, report: bool = True, address: str | None = None,
+                 num_cpus: int | None = None, cpus_per_trial: float | None = None, gpus_per_trial: float | None = None,
+                 connect_timeout: float = driver.CONNECT_TIMEOUT_S, reporter: driver.Reporter | None = None) -> Sweep:
+    """Refine a sweep's phase diagram where its labels change (refine.py): ``rounds`` more
+    rounds (default: the spec's ``refine.rounds`` left, else 1), each adding runs in the cells
+    whose corners disagree, trained and labelled before the next; ``axes`` (one or two; default
+    the spec's, else the first two swept axes) and ``max_runs`` (a cap on all rounds' runs)
+    set or change the spec's ``refine`` section, which the folder's spec then records with each
+    round's points. Unfinished runs are finished first. A kill at any point resumes with
+    ``resume_sweep``: the recorded rounds' runs are part of the spec, and the rounds left run."""
+    sweep_dir = folder.existing(results)
+    spec = _with_refine_request(folder.frozen_spec(sweep_dir), rounds, max_runs, axes)
+    spec = folder.ready_to_train(driver.with_resources(spec, cpus_per_trial, gpus_per_trial))
+    reporter = reporter or driver.Reporter()
+
+    def work(held: driver.Driver) -> None:
+        driver.train_unfinished(held, spec, address, num_cpus, connect_timeout, None, resume=True)
+        refined = _refine_rounds(held, sweep_dir, spec, address, num_cpus, connect_timeout, reporter)
+        if report:
+            _label_and_report(sweep_dir, refined, reporter)
+
+    driver.drive(sweep_dir, spec, reporter, work)
+    return Sweep(sweep_dir)
+
+
+def refine_plan(results: PathLike, *, max_runs: int | None = None, axes: tuple[str, ...] | str | None = None) -> list[dict[str, float]]:
+    """The points the next refinement round would add (each trains one run per seed), from the
+    labels of the runs on disk; trains and writes nothing. Refused while runs are unfinished."""
+    from grokgrid import refine
+
+    sweep_dir = folder.existing(results)
+    spec = _with_refine_request(folder.frozen_spec(sweep_dir), 1, max_runs, axes)
+    found = folder.survey(spec, sweep_dir)
+    _refuse_damaged(found, sweep_dir, "refinement rounds")
+    if len(found.finished) < len(found.states):
+        raise Refused(f"{len(found.states) - len(found.finished)} run(s) of {sweep_dir} are unfinished: a round is "
+                      f"planned from finished runs' labels; `grokgrid resume {sweep_dir}` first")
+    labels = phases.classify(found.metrics, criteria(spec))
+    return refine.propose(spec, grid.expand(spec), dict(zip(labels["run_id"], labels["phase"])))
+
+
+def _with_refine_request(spec: SweepSpec, rounds: int | None, max_runs: int | None, axes) -> SweepSpec:
+    """The spec with its ``refine`` section set by a refine command's options, checked as a
+    spec's: ``rounds`` more rounds than those done (None: the section's, or one)."""
+    if isinstance(axes, str):
+        axes = tuple(a.strip() for a in axes.split(",") if a.strip())
+    current = spec.refine
+    if current is not None and current.points and axes is not None and tuple(axes) != current.axes:
+        raise Refused(f"this sweep was refined along {', '.join(current.axes)}; refine it further along those "
+                      "(or start a sweep of another name to refine other axes)")
+    if axes is None:
+        axes = current.axes if current is not None else tuple(_default_refine_axes(spec))
+    done = current.rounds_done if current is not None else 0
+    total = done + rounds if rounds is not None else (current.rounds if current is not None and current.rounds > done else done + 1)
+    data = spec.to_dict()
+    data["refine"] = {"axes": list(axes), "rounds": total,
+                      "max_runs": max_runs if max_runs is not None else (current.max_runs if current is not None else None),
+                      **({"points": data["refine"]["points"]} if current is not None and current.points else {})}
+    try:
+        return spec_from_dict(data)
+    except SpecError as exc:
+        raise Refused(str(exc).replace("refine.axes", "--axes", 1).replace("refine.rounds", "--rounds", 1)
+                      .replace("refine.max_runs", "--max-runs", 1)) from None
+
+
+def _default_refine_axes(spec: SweepSpec) -> list[str]:
+    from grokgrid import spec_fields
+
+    tied = {a for group in spec.grid.tie for a in group}
+    swept = [a for a in spec.grid.axes() if a != "seed" and len(spec.grid.values(a)) > 1
+             and not spec_fields.is_field_axis(a) and a not in tied]
+    if not swept:
+        raise Refused("the grid sweeps no axis that can be refined (a numeric per-run axis with two values or more); "
+                      "sweep one, or name it with --axes")
+    return swept[:2]
+
+
+def _refine_rounds(held: driver.Driver, sweep_dir: Location, spec: SweepSpec, address: str | None, num_cpus: int | None,
+                   connect_timeout: float, reporter: driver.Reporter) -> SweepSpec:
+    """Run the refinement rounds the spec asks for and has not done; returns the spec with them
+    recorded. Each round is planned from the labels of every finished run, recorded in the
+    folder's spec, then trained (train_unfinished); a round that finds no disagreeing cell, or
+    no run budget left, records itself and the rounds after it as empty."""
+    from grokgrid import refine
+
+    while spec.refine is not None and spec.refine.rounds_done < spec.refine.rounds:
+        found = folder.survey(spec, sweep_dir)
+        _refuse_damaged(found, sweep_dir, "refinement rounds")
+        if len(found.finished) < len(found.states):  # a failed pack: its runs have no label to refine from
+            reporter.warn(f"refinement stopped: {len(found.states) - len(found.finished)} run(s) unfinished; "
+                          f"`grokgrid resume {sweep_dir}` trains them and goes on refining")
+            return spec
+        labels = phases.classify(found.metrics, criteria(spec))
+        points = refine.propose(spec, grid.expand(spec), dict(zip(labels["run_id"], labels["phase"])))
+        number = spec.refine.rounds_done + 1
+        seeds = len(spec.grid.seed)
+        if points:
+            spec = spec.with_round(points)
+            reporter.say(f"refine round {number}/{spec.refine.rounds}: {len(points):,} points x {seeds} seed(s) = "
+                         f"{len(points) * seeds:,} runs where the labels change along {', '.join(spec.refine.axes)}")
+        else:
+            why = "the run budget (refine.max_runs) is used" if spec.refine.max_runs is not None and \
+                spec.refine.runs_added(seeds) + seeds > spec.refine.max_runs else "no cell's corners disagree"
+            reporter.say(f"refine round {number}/{spec.refine.rounds}: nothing to add ({why})")
+            while spec.refine.rounds_done < spec.refine.rounds:
+                spec = spec.with_round([])
+        # Fresh packs for the round's runs (resume=False: no earlier trial of theirs to restore).
+        driver.train_unfinished(held, spec, address, num_cpus, connect_timeout, None, resume=False)
+    return spec
 
 
 def _label_and_report(sweep_dir: Location, spec: SweepSpec, reporter: driver.Reporter) -> None:

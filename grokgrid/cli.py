@@ -246,6 +246,37 @@ def resume(
 
 
 @app.command(cls=_Command)
+def refine(
+    sweep_dir: str = typer.Argument(..., metavar="RESULTS", help=SWEEP_DIR_HELP, show_default=False),
+    rounds: Optional[int] = typer.Option(None, "--rounds", min=1, help="Rounds to run now (default: those the spec's refine section has left, else 1)."),
+    max_runs: Optional[int] = typer.Option(None, "--max-runs", min=1, help="Cap on the runs all rounds add together (default: the spec's, else none)."),
+    axes: Optional[str] = typer.Option(None, "--axes", help="One or two axes to refine, e.g. repr_lr,decoder_lr (default: the spec's, else the first two swept)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the runs the next round would add and exit: nothing trained or written."),
+    report: bool = typer.Option(True, "--report/--no-report", help="Classify the runs and write report.html at the end."),
+    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster to join (auto, host:6379, ray://...); default: start a local Ray."),
+    num_cpus: Optional[int] = typer.Option(None, "--num-cpus", min=1, help="CPUs of the local Ray (default: all)."),
+    cpus_per_trial: Optional[float] = typer.Option(None, "--cpus-per-trial", help=CPUS_HELP),
+    gpus_per_trial: Optional[float] = typer.Option(None, "--gpus-per-trial", help=GPUS_HELP),
+    connect_timeout: float = typer.Option(driver.CONNECT_TIMEOUT_S, "--connect-timeout", min=0.1, help=CONNECT_HELP),
+) -> None:
+    """Add runs where the phase diagram's labels change (boundary refinement), train and label them."""
+    with _refusals():
+        if dry_run:
+            points = api.refine_plan(sweep_dir, max_runs=max_runs, axes=axes)
+            seeds = len(api.open(sweep_dir).spec.grid.seed)
+            console.print(f"next refinement round: {len(points):,} points x {seeds} seed(s) = {len(points) * seeds:,} runs", markup=False)
+            for point in points[:20]:
+                console.print("  " + ", ".join(f"{axis} {point[axis]:.4g}" for axis in point), markup=False)
+            if len(points) > 20:
+                console.print(f"  ... and {len(points) - 20:,} more", markup=False)
+            console.print("dry run: nothing trained, nothing written", markup=False)
+            return
+        api.refine_sweep(sweep_dir, rounds=rounds, max_runs=max_runs, axes=axes, report=report, address=address,
+                         num_cpus=num_cpus, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
+                         connect_timeout=connect_timeout, reporter=_REPORTER)
+
+
+@app.command(cls=_Command)
 def status(
     sweep_dir: str = typer.Argument(..., metavar="RESULTS", help=SWEEP_DIR_HELP, show_default=False),
 ) -> None:

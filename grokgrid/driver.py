@@ -226,7 +226,8 @@ def _record_interrupt(driver: Driver, spec: SweepSpec) -> int | None:
         driver.stop_ray()  # no trial of ours writes a row after this (a joined cluster drops them too)
         if not (sweep_dir / store.RUNS_FILE).is_file():
             return None
-        found = folder.survey(spec, sweep_dir)
+        # The folder's spec, which holds any refinement round recorded since the sweep started.
+        found = folder.survey(folder.frozen_spec(sweep_dir) if (sweep_dir / store.SPEC_FILE).is_file() else spec, sweep_dir)
         if found.table is not None:
             table = found.table.copy()
             finished = table["run_id"].isin(found.finished)

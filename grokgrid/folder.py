@@ -26,7 +26,7 @@ from grokgrid.location import Location, StorageError, as_location
 # how its runs are read (phase criteria, the claims of expect) and its description. A folder's
 # spec may differ from a new one in these; the new values are recorded and the runs relabelled,
 # none retrained.
-NOT_TRAINING = ("resources.", "phases.", "description", "expect")
+NOT_TRAINING = ("resources.", "phases.", "description", "expect", "refine")
 
 
 # ----------------------------------------------------------------------------- where
@@ -119,6 +119,23 @@ def check_new_sweep(spec: SweepSpec, sweep_dir: Location, overwrite: bool) -> No
             f"{sweep_dir} holds a sweep with a different spec (differs in {', '.join(changed[:4])}); "
             "pass --overwrite to replace it (deleting its runs), or change 'name' in the spec"
         )
+
+
+def with_recorded_rounds(spec: SweepSpec, sweep_dir: Location) -> SweepSpec:
+    """The spec with the refinement rounds the folder's sweep has recorded (their runs stay part
+    of it when the sweep is run again from its spec file, which knows nothing of them)."""
+    if not is_sweep(sweep_dir):
+        return spec
+    recorded = frozen_spec(sweep_dir).refine
+    if recorded is None or not recorded.points:
+        return spec
+    if spec.refine is None:
+        return dataclasses.replace(spec, refine=recorded)
+    if spec.refine.axes != recorded.axes:
+        raise Refused(f"{sweep_dir} was refined along {', '.join(recorded.axes)}, the spec refines "
+                      f"{', '.join(spec.refine.axes)}; use the same refine.axes, or --overwrite to start over")
+    rounds = max(spec.refine.rounds, recorded.rounds_done)
+    return dataclasses.replace(spec, refine=dataclasses.replace(spec.refine, rounds=rounds, points=recorded.points))
 
 
 def clear(sweep_dir: Location) -> None:

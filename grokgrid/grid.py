@@ -136,6 +136,24 @@ def expand(spec: SweepSpec) -> list[RunConfig]:
         run = hashlib.sha256(text.encode()).hexdigest()[:RUN_ID_LENGTH]
         values = [value for value, _ in combo]
         runs.append(RunConfig(run, *values[:base], values[-1], extra=tuple(zip(extra, values[base:-1]))))
+    return runs + refined_runs(spec)
+
+
+def refined_runs(spec: SweepSpec) -> list[RunConfig]:
+    """The runs the recorded refinement rounds added (spec_refine.py): each point with every
+    seed of the grid, the axes it leaves out at the grid's single value; ids as any run's."""
+    if spec.refine is None or not spec.refine.points:
+        return []
+    extra = [name for name, _ in spec.grid.extra]
+    runs = []
+    for points in spec.refine.points:
+        for point in points:
+            values = dict(point)
+            for seed in spec.grid.seed:
+                hp = {h: values.get(h, spec.grid.values(h)[0]) for h in HYPERPARAMETERS[:-1]}
+                extras = tuple((name, values.get(name, spec.grid.values(name)[0])) for name in extra)
+                hyperparameters = {**hp, "seed": int(seed), **dict(extras)}
+                runs.append(RunConfig(run_id(spec, hyperparameters), **hp, seed=int(seed), extra=extras))
     return runs
 
 
@@ -155,8 +173,8 @@ def _combinations(axes: list[list], names: list[str], tie: tuple[tuple[str, ...]
 
 
 def count(spec: SweepSpec) -> int:
-    """How many runs the grid has, without expanding it."""
-    return spec.grid.size()
+    """How many runs the grid (and the recorded refinement rounds) has, without expanding it."""
+    return spec.grid.size() + (spec.refine.runs_added(len(spec.grid.seed)) if spec.refine else 0)
 
 
 # Pack size caps. On CPU, packs of ~8 beat both one run per trial and huge packs (DESIGN.md

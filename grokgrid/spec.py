@@ -37,6 +37,7 @@ from grokgrid import spec_fields, spec_interventions
 from grokgrid.spec_axes import MAX_AXIS_VALUES, axis_values, check_hyperparameter  # noqa: F401 - MAX_AXIS_VALUES: part of spec's API
 from grokgrid.spec_interventions import (  # noqa: F401 - part of spec's API
     GROKFAST_FILTERS, GROKFAST_LAMB, INTERVENTION_AXES, PERTURBABLE_MODELS, GrokfastSpec, PerturbationSpec)
+from grokgrid.spec_refine import RefineSpec, parse_refine
 from grokgrid.spec_stages import (  # noqa: F401 - part of spec's API
     FIRST_STAGE, RESERVED_STAGE_NAMES, STAGE_FIELDS, StageSpec, check_stage_value, parse_stages)
 from grokgrid.criteria import PhaseCriteria, written_fields
@@ -199,6 +200,14 @@ class SweepSpec:
     resources: ResourcesSpec = field(default_factory=ResourcesSpec)
     expect: tuple[Expectation, ...] = ()  # the paper's claims (expectations.py); never change training
     stages: tuple[StageSpec, ...] = ()  # stages after the first (training.steps); none: one stage
+    refine: RefineSpec | None = None  # boundary refinement rounds (spec_refine.py); none: the grid alone
+
+    def with_round(self, points: list[dict[str, float]]) -> SweepSpec:
+        """The spec with one more refinement round recorded (its points, possibly none)."""
+        assert self.refine is not None
+        axes = [a for a in self.grid.axes() if a != "seed"]
+        ordered = tuple(tuple((a, float(p[a])) for a in axes if a in p) for p in points)
+        return dataclasses.replace(self, refine=dataclasses.replace(self.refine, points=self.refine.points + (ordered,)))
 
     @property
     def total_steps(self) -> int:
@@ -231,8 +240,8 @@ class SweepSpec:
         ``expect`` items are written as in a spec file, and left out when there are none (so a
         spec without claims dumps as it did before they existed).
         """
-        data = _plain(dataclasses.asdict(dataclasses.replace(self, expect=(), stages=())))
-        del data["expect"], data["stages"]
+        data = _plain(dataclasses.asdict(dataclasses.replace(self, expect=(), stages=(), refine=None)))
+        del data["expect"], data["stages"], data["refine"]
         # Extra grid axes are written as in a spec file (`shrink.train_subset: [...]`), and only
         # when there are some, so that a spec without stages dumps as it did before them.
         del data["grid"]["extra"], data["grid"]["tie"]
@@ -249,6 +258,8 @@ class SweepSpec:
         data["phases"] = written_fields(self.phases)  # a criterion added later: only when set
         if self.expect:
             data["expect"] = [item.to_data() for item in self.expect]
+        if self.refine is not None:  # only when set: a spec without it dumps (and hashes) as before
+            data["refine"] = _plain(self.refine.written())
         return data
 
 
@@ -470,6 +481,26 @@ def _extra_axes(data: Mapping[str, Any], stages: tuple[StageSpec, ...]) -> tuple
     return tuple(axes)
 
 
+def _refine(raw: Any, grid: GridSpec) -> RefineSpec | None:
+    """``refine:``, against the grid: a refined axis is a numeric per-run axis (not a task,
+    model or training field, which may change shapes, nor a tied one, whose partners would
+    not follow); a recorded point's hyperparameter values pass the grid's own checks."""
+    tied = {axis for group in grid.tie for axis in group}
+    axes = tuple(a for a in grid.axes() if a != "seed")
+    refinable = tuple(a for a in axes if not spec_fields.is_field_axis(a) and a not in tied)
+    refine = parse_refine(raw, axes, {a: grid.values(a) for a in axes}, refinable)
+    needed = [a for a in axes if len(grid.values(a)) > 1]  # a point sits in one slice of every swept axis
+    for r, points in enumerate(refine.points if refine else ()):
+        for i, point in enumerate(points):
+            missing = [a for a in needed if a not in dict(point)]
+            if missing:
+                raise SpecError(f"refine.points[{r}][{i}]", f"no value for {missing[0]}", "give every swept axis a value")
+            for axis, value in point:
+                if axis in HYPERPARAMETERS:
+                    check_hyperparameter(f"refine.points[{r}][{i}].{axis}", axis, value)
+    return refine
+
+
 def _tie(raw: Any, grid: GridSpec) -> tuple[tuple[str, ...], ...]:
     """``grid.tie``: lists of axes whose values are zipped (equal lengths, each axis in one group)."""
     if raw is None:
@@ -528,9 +559,10 @@ def spec_from_dict(data: Any) -> SweepSpec:
     grid_data = check.mapping("grid", data.get("grid"))
     sections["grid"] = dataclasses.replace(sections["grid"], extra=_extra_axes(grid_data, stages))
     sections["grid"] = dataclasses.replace(sections["grid"], tie=_tie(grid_data.get("tie"), sections["grid"]))
+    refine = _refine(data.get("refine"), sections["grid"])
     sections["training"] = spec_interventions.resolve(sections["training"], sections["grid"].extra)
     expect = expectations.parse(data.get("expect"), sections["grid"].axes())
-    spec = SweepSpec(name=name, description=description, **sections, expect=expect, stages=stages)
+    spec = SweepSpec(name=name, description=description, **sections, expect=expect, stages=stages, refine=refine)
     _check_consistency(spec)
     return spec
 
@@ -574,7 +606,8 @@ def _with_field_axes(data: Mapping[str, Any], grid: Mapping[str, Any]) -> SweepS
     others = dict(first.grid.extra)
     extra = tuple((key, fields[key] if key in fields else others[key]) for key in grid if key in fields or key in others)
     full = dataclasses.replace(first.grid, extra=extra)
-    spec = dataclasses.replace(first, grid=dataclasses.replace(full, tie=_tie(grid.get("tie"), full)))
+    full = dataclasses.replace(full, tie=_tie(grid.get("tie"), full))
+    spec = dataclasses.replace(first, grid=full, refine=_refine(data.get("refine"), full))
     spec = dataclasses.replace(spec, expect=expectations.parse(data.get("expect"), spec.grid.axes()))
     for i, item in enumerate(spec.expect):
         _check_expectation_axes(f"expect[{i}]", item, spec.grid)

@@ -92,8 +92,8 @@ def check_count(axes: Sequence[tuple[str, Sequence[Any]]]) -> None:
 
 def variant_data(data: Mapping[str, Any], values: Sequence[tuple[str, Any]]) -> dict[str, Any]:
     """The spec's plain data with each field set to its value and taken off the grid; without
-    claims and ties (they are about the whole grid, checked once on it)."""
-    out = {key: value for key, value in data.items() if key != "expect"}
+    claims, ties and refinement (they are about the whole grid, checked once on it)."""
+    out = {key: value for key, value in data.items() if key not in ("expect", "refine")}
     out["grid"] = {k: v for k, v in check.mapping("grid", out.get("grid")).items() if not is_field_axis(k) and k != "tie"}
     for axis, value in values:
         section, _, name = axis.partition(".")
