@@ -881,3 +881,29 @@ def test_stage_boundaries_are_drawn_and_stage_axes_are_axes(tables):
     assert _page_data(document)["stage_ends"] == [100]
     assert "stage_ends" in report.templates.asset("report.js")
     assert not report.learning_curves_figure(runs, labels, metrics).layout.shapes  # no stages: no lines
+
+
+def test_a_refined_irregular_diagram_fades_the_empty_positions_in_the_nearest_cells_phase():
+    # A 2 x 2 grid and one refined run inside its cell: the value lattice is 3 x 3 with four
+    # positions no run sits at. Distances in decades scaled to each axis' range (x: 1e-3..1e-1,
+    # 3e-2 at 0.74 of it; y: 1e-4..1e-2, 1e-3 at its middle).
+    points = [(1e-3, 1e-4, "memorization"), (1e-1, 1e-4, "confusion"), (1e-3, 1e-2, "memorization"),
+              (1e-1, 1e-2, "confusion"), (3e-2, 1e-3, "grokking")]
+    runs = pd.DataFrame({"run_id": [f"r{i}" for i in range(5)], "repr_lr": [p[0] for p in points],
+                         "decoder_lr": [p[1] for p in points], "seed": 0})
+    labels = pd.DataFrame({"run_id": runs["run_id"], "phase": [p[2] for p in points], "detail": ""})
+    fig = report.phase_diagram_figure(runs, labels)
+    go.Figure(fig.to_plotly_json())
+    grid = report.phase_grid(runs, labels)
+    painted = {}
+    for trace in (t for t in fig.data if t.meta[0] == "nearest"):
+        assert trace.opacity < 1 and trace.name.endswith("(nearest run)")
+        z = np.array(trace.z, dtype=float)
+        for i, j in zip(*np.nonzero(~np.isnan(z))):
+            cell = grid.loc[trace.customdata[i][j]]  # a click shows the nearest cell's runs
+            assert trace.name == f"{cell['phase']} (nearest run)" and "no run here" in trace.text[i][j]
+            painted[(trace.x[j], trace.y[i])] = cell["phase"]
+    assert painted == {(3e-2, 1e-4): "confusion", (1e-3, 1e-3): "memorization", (1e-1, 1e-3): "grokking",
+                       (3e-2, 1e-2): "confusion"}
+    regular = report.phase_diagram_figure(runs.iloc[:4], labels.iloc[:4])
+    assert not [t for t in regular.data if t.meta[0] == "nearest"]  # a full grid has no empty position

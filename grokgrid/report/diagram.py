@@ -152,6 +152,62 @@ def _phase_cells(
     return traces
 
 
+def _nearest_fill(canvas: _Canvas, cells: pd.DataFrame, row: int, hover: Sequence[str]) -> list[dict]:
+    """A refined diagram (refine.py) is irregular: its finer values leave positions of the value
+    lattice where no run sits. Each such position gets the colour of the nearest cell's phase,
+    faded (distance in decades along a log-spaced axis, in the axis' span otherwise, both scaled
+    to the axis' range), so the map reads as each run's region rather than as holes; the hover
+    says no run is there and names the nearest cell, whose runs a click shows."""
+    if cells.empty or len(cells) >= len(canvas.xs) * len(canvas.ys):
+        return []
+    x_pos, y_pos = _positions(canvas.xs), _positions(canvas.ys)
+    cx = np.array([x_pos[x] for x in cells["x"]])
+    cy = np.array([y_pos[y] for y in cells["y"]])
+    taken = set(zip(cells["x"], cells["y"]))
+    idx = np.asarray(cells.index.to_list())
+    filled: dict[str, list[tuple]] = {}
+    for x in canvas.xs:
+        for y in canvas.ys:
+            if (x, y) in taken:
+                continue
+            k = int(np.argmin((cx - x_pos[x]) ** 2 + (cy - y_pos[y]) ** 2))  # ties: the first cell
+            filled.setdefault(cells["phase"].iloc[k], []).append((x, y, int(idx[k])))
+    traces = []
+    for phase, spots in filled.items():
+        where = pd.DataFrame(spots, columns=["x", "y", "cell"])
+        color = phase_color(phase)
+        traces.append(dict(
+            type="heatmap",
+            **canvas.heat(),
+            z=canvas.matrix(where, [1.0] * len(where)),
+            text=canvas.matrix(where, [f"no run here; the nearest cell:<br>{hover[k]}" for k in where["cell"]]),
+            customdata=canvas.matrix(where, where["cell"].tolist()),
+            hovertemplate="%{text}<extra></extra>",
+            colorscale=[[0, color], [1, color]],
+            zmin=0,
+            zmax=1,
+            opacity=0.35,
+            name=f"{phase} (nearest run)",
+            showlegend=False,
+            xaxis=f"x{axis_name(row, 0)}",
+            yaxis=f"y{axis_name(row, 0)}",
+            meta=["nearest", row],
+        ))
+    return traces
+
+
+def _positions(values: Sequence[object]) -> dict[object, float]:
+    """Where each axis value sits, scaled to [0, 1]: in decades on a positive axis spanning a
+    decade or more, linearly on another numeric one, by rank on a categorical one."""
+    numbers = pd.to_numeric(pd.Series(list(values), dtype=object), errors="coerce").to_numpy(dtype=float)
+    if len(values) < 2 or np.isnan(numbers).any():
+        return {v: i / max(len(values) - 1, 1) for i, v in enumerate(values)}
+    if numbers.min() > 0 and numbers.max() / numbers.min() >= 10:
+        numbers = np.log10(numbers)
+    span = numbers.max() - numbers.min() or 1.0
+    return {v: (n - numbers.min()) / span for v, n in zip(values, numbers)}
+
+
 def _marked_cells(cells: pd.DataFrame) -> pd.DataFrame:
     """The cells that get a detail marker: at least half their runs carry the detail label."""
     return cells[(cells["detail"] != "") & (2 * cells["n_detail"] >= cells["n_runs"])]
@@ -232,6 +288,7 @@ def _selection_outline(canvas: _Canvas, row: int) -> list[dict]:
 def _phase_panel(canvas: _Canvas, cells: pd.DataFrame, row: int, phases, details, hover, text_size: int) -> list[dict]:
     """Panel (a) of one row: phases, 'k/n' labels, detail markers, the selection outline."""
     return [
+        *_nearest_fill(canvas, cells, row, hover),
         *_phase_cells(canvas, cells, row, phases, hover),
         *_agreement_labels(canvas, cells, row, text_size),
         *_detail_markers(canvas, cells, row, details),
@@ -342,7 +399,9 @@ def phase_diagram_figure(
 ) -> go.Figure:
     """The phase diagram: one row of three panels per facet value (one row without a facet).
 
-    Traces carry ``meta=[kind, row]``: kind "phase" (one heatmap per phase present in the row,
+    Traces carry ``meta=[kind, row]``: kind "nearest" (a refined, irregular diagram only: the
+    positions no run sits at, faded in the nearest cell's phase colour, customdata = that cell),
+    "phase" (one heatmap per phase present in the row,
     name = phase, colour PHASE_COLORS[phase], customdata = the cell's row in phase_grid),
     "agreement" ('k/n' text), "detail" (markers, name = detail), "selection", "background",
     "delay" (log10 of the median delay, on coloraxis) and "val_acc" (on coloraxis2); then
