@@ -644,6 +644,11 @@ def _check_consistency(spec: SweepSpec) -> None:
         steps = f"training.steps {spec.training.steps}" if not spec.stages else f"the {spec.total_steps} steps of all stages"
         raise SpecError("phases.budget", f"budget {spec.phases.budget} exceeds {steps}", "lower the budget or train longer")
     _check_subsets_keep_examples(spec)
+    rule = spec.training.early_stop
+    if rule is not None and rule.threshold < spec.phases.threshold:
+        raise SpecError("training.early_stop.threshold",
+                        f"{rule.threshold:g} is below phases.threshold {spec.phases.threshold:g}: runs would stop before their phase is decided",
+                        f"use a threshold >= {spec.phases.threshold:g}")
 
 
 def _check_subsets_keep_examples(spec: SweepSpec) -> None:

@@ -26,7 +26,7 @@ SWEEP_PINS = {
     "liu_fraction": (40, "99d3b865462a2a834c38cf97e8ac6d4321bbb5c0bcddd0e205c1504c8f24be60", "7e74cef0dd81748d90bb0f47444bc8552844a0165e84f368cb62047295e968b8"),
     "grokfast_mlp": (6, "92952a8ae0387488d87321be6081ee38bec06839502de51d1baf34d2837bcf69", "db8f2d310f28af2496bbabbb7b4c2cbc7583cef2adfdf79f945865fc00a7c96f"),
     # Grokfast's own setup (issue 17 4b), the first sweeps with tied axes: pinned as first shipped
-    "grokfast_transformer": (8, "f2f05f6f0ad787e3d3555b6c3934108cbcf7bfe59e9c520f641ca6b75bbd808a", "f7d25eadd6eda21bf8ec58bad1a36d414f8f88b1d2a1428814f0781f647a2c1a"),
+    "grokfast_transformer": (8, "ddabeb2da2eb21d410fb88cbad6fe7a709b2afb330fec017134ba28192cb918a", "2c8308bd528958720dc569611f4a7774e3eee962a6625643c10817e67602defe"),
     "grokfast_transformer_paper": (6, "2f6472eab070d49aa00668fdfdfaa0479c43cd0cb011b08d0824fb793096fe8b", "354e6e822d282687c42f90b6a7efec381e147975719a3a2db74c01b8b434ccc7"),
     "liu_lr": (147, "39a2967354b3f25f34165103104b661298338ae7724c26c678a04f43ac5d5c33", "34b08c6ddc0865b3146591d9c8bd12ec6bbb942f5660ee2b1952df2361e45451"),
     "nanda_fraction": (12, "3470bcc40b3f9534ae1f9306d3c1da09bfcba823915f79c3c4a57ef7625185d8", "690e100cd7ef18197567cbaa3a4961bca2906b71a656cecce03309a4696cec4e"),
@@ -49,6 +49,8 @@ SWEEP_PINS = {
     "quickstart": (16, "b2847fd817807de6f631361be3747e981f0566dc82506db7411a3a8017cfcbd1", "73b1d13791319f597be9aa2aef1b34a433823331c80ba5ef6506478bf31cd451"),
     # the first spec with stages (issue 17): pinned as first shipped
     "varma_ungrokking_mlp": (24, "c330e4168bbabe741da59797bab76e4d0b0ef5b4478f81ba22ad03225fbd6a99", "bf126e0ce3fda44333f9156e6475191e183b1f9e7f391785c404f21b77d449ec"),
+    # Varma et al.'s semi-grokking (issue 16): pinned as first shipped
+    "varma_semigrokking_mlp": (12, "564e3e6d7f83df4f5f01e1673b419488fb262fd695f61147bb5ec6a945219936", "f383f4b151003c285b26725d2a417220af45f335aa3c618dade485ec493cc97d"),
     "varma_ungrokking": (18, "bdbc349ff04762ff5f6142416e091d7d5e92e6d6777de2687f588dab83680a4f", "d223273b970f43f5a7b723803bacf3656b67f06288259e2112e6f293e7847d6e"),
     "s5_transformer": (6, "d264178dc398c8e942f686dafe930e24f4c2e754a20b54c4d84e01598a4de225", "e6ce80813a9a6b705d9d3ee4c1c125dd76b7d102320661a4b36d60bbe9db7534"),
 }

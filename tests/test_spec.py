@@ -543,3 +543,10 @@ def test_a_task_too_large_to_hold_is_refused_in_one_line():
         with pytest.raises(SpecError, match=r"^task: task modular would have .* examples; make it smaller"):
             spec_from_dict({"name": "x", "task": {"name": "modular", "p": p}, "model": {"name": "mlp"}})
     assert spec_from_dict({"name": "x", "task": {"name": "modular", "p": 10_000}, "model": {"name": "mlp"}}).task.p == 10_000
+
+
+def test_an_early_stop_below_the_phase_threshold_is_refused():
+    # A run stopped once its accuracies pass 0.8 would never show val 0.9: memorization, not grokking.
+    with pytest.raises(SpecError, match=r"^training.early_stop.threshold: 0.8 is below phases.threshold 0.9"):
+        spec_from_dict({"name": "x", "training": {"early_stop": {"threshold": 0.8}}})
+    assert spec_from_dict({"name": "x", "training": {"early_stop": {"threshold": 0.9}}}).training.early_stop.threshold == 0.9

@@ -196,7 +196,8 @@ def test_a_pack_whose_every_run_leaves_before_the_last_step_ends_there(model, en
         training["early_stop"] = {"threshold": 0.01, "patience": 1}
     lr = 1e30 if ending == "diverged" else 1e-3
     spec = small_spec(task={"name": "modular", "p": 11, "op": "add"}, model=model, training=training,
-                      grid={"repr_lr": [lr], "decoder_lr": [lr], "seed": [0], "train_fraction": [0.8]})
+                      grid={"repr_lr": [lr], "decoder_lr": [lr], "seed": [0], "train_fraction": [0.8]},
+                      phases={"threshold": 0.01})  # an early stop below the phase threshold is refused
     trainer = train.PackTrainer(spec, grid.expand(spec))
     logged = [rows for rows in trainer.rows()]
     assert logged and not trainer.state.runs and logged[-1][0]["step"] < 300
@@ -213,6 +214,7 @@ def test_early_stop_shrinks_the_pack_and_every_run_still_equals_it_alone():
     spec = small_spec(
         model={"hidden": [32, 32]},
         training={"steps": 300, "eval_every": 10, "early_stop": {"threshold": 0.5, "patience": 3}},
+        phases={"threshold": 0.5},
         grid={"repr_lr": [1e-3, 3e-2], "decoder_lr": [1e-4, 1e-2], "seed": [0], "train_fraction": [0.8]},
     )
     runs = grid.expand(spec)
@@ -264,6 +266,7 @@ def test_a_restored_trainer_continues_exactly(stop_after, intervention):
                                "grid": {"decoder_lr": [1e-2], "seed": [0, 1], **axes}})
     else:
         spec = small_spec(training={"steps": 100, "eval_every": 10, "early_stop": {"threshold": 0.5, "patience": 2}, **training},
+                          phases={"threshold": 0.5},
                           grid={"repr_lr": [1e-3, 3e-2], "decoder_lr": [1e-3, 1e-2], "seed": [0, 1], "train_fraction": [0.5, 0.8], **axes})
     assert_restart_continues_exactly(spec, grid.expand(spec)[:4], stop_after, CORE_COLUMNS)
 
@@ -546,7 +549,7 @@ def test_a_restored_staged_trainer_continues_exactly(stop_after):
 def test_early_stop_waits_for_the_last_stage():
     # Threshold 0.01 and patience 1: every run is "decided" at step 0, yet each must live
     # through stage 0 and stop at the last stage's first logged row.
-    spec = staged_spec(training={"early_stop": {"threshold": 0.01, "patience": 1}})
+    spec = staged_spec(training={"early_stop": {"threshold": 0.01, "patience": 1}}, phases={"threshold": 0.01})
     runs = grid.expand(spec)
     rows = rows_by_run(spec, runs)
     stopped = 0
