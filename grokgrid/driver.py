@@ -333,6 +333,7 @@ def train_unfinished(driver: Driver, spec: SweepSpec, address: str | None = None
     if not todo:
         folder.write_tables(spec, sweep_dir, runs, previous, {r: "done" for r in done}, node_of)  # new criteria, a rebuilt table
         folder.prune_checkpoints(sweep_dir)  # left by a sweep stopped between its last run and its clean-up
+        store.compact_runs(sweep_dir, done)  # a folder from before compaction, or stopped before it
         say(f"nothing left to run: all {len(runs):,} runs are done; results in {sweep_dir}")
         return
     started = time.perf_counter()
@@ -412,6 +413,8 @@ def _launch(driver: Driver, spec: SweepSpec, packs: list[grid.Pack], table: pd.D
             if interrupts.requested() is not None:
                 return  # trials stopped by an interrupt end as "errors" or "complete": neither is true
             states = completion.judge(spec, sweep_dir, outcome.run_ids)
+            # The pack is done: its finished runs' parts become one file each (no trial writes them now).
+            store.compact_runs(sweep_dir, [r for r, state in states.items() if state.finished])
             members = table["run_id"].isin(outcome.run_ids)
             table.loc[members, "status"] = [
                 "done" if states[r].finished else ("failed" if not outcome.ok else "pending") for r in table.loc[members, "run_id"]

@@ -198,6 +198,46 @@ def read_metrics(sweep_dir: PathLike, run_ids: Iterable[str] | None = None) -> p
     return frame
 
 
+# A finished run's parts become one file of this compression (zstd: a quarter of snappy's size
+# on these columns; every pyarrow reads it).
+COMPACT_COMPRESSION = "zstd"
+
+
+def compact_runs(sweep_dir: PathLike, run_ids: Iterable[str]) -> int:
+    """Rewrite each finished run's parts as one part (its rows, deduplicated and in step order),
+    so that a sweep of 10,000 runs is 10,000 metrics files, not one per flush; returns how many
+    runs were compacted. The one part takes the name of the run's first part, replacing it
+    atomically, and only then are the other parts deleted: a reader at any moment sees every row
+    (between the two, some twice, which the readers' dedupe on (run_id, step) drops). A run
+    with one part already, or with a part that cannot be read, is left as it is. Only for runs
+    no trial writes any more (finished: their pack is done)."""
+    wanted = set(run_ids)
+    parts: dict[str, list[Location]] = {}
+    for f in _part_files(sweep_dir, None):
+        run_id = f.parent.name.removeprefix("run_id=")
+        if run_id in wanted:
+            parts.setdefault(run_id, []).append(f)
+    compacted = 0
+    for run_id, files in parts.items():
+        if len(files) < 2:
+            continue
+        try:
+            tables = [_read_part(f) for f in files]
+        except Exception:  # noqa: BLE001 - a damaged part: the run is judged (and retrained) elsewhere
+            continue
+        order = sorted(range(len(files)), key=lambda i: part_first_step(files[i]) or 0)
+        # Later parts win on a step written twice (a resumed run), as in scan_metrics.
+        frame = pa.concat_tables([tables[i] for i in order]).to_pandas()
+        frame = frame.drop_duplicates(subset=["step"], keep="last").sort_values("step", kind="stable")
+        first = files[order[0]]
+        table = pa.Table.from_pandas(frame[list(PART_SCHEMA.names)], schema=PART_SCHEMA, preserve_index=False)
+        first.write_with(lambda stream: pq.write_table(table, stream, compression=COMPACT_COMPRESSION), durable=False)
+        for i in order[1:]:
+            files[i].unlink()
+        compacted += 1
+    return compacted
+
+
 def remove_stale_temp_files(folder: PathLike) -> int:
     """Delete the hidden temp files (``.<name>.<random>.tmp``) that a writer killed mid-write
     left in ``folder``; returns how many. Only the folder's owner calls this (a pack's trial

@@ -128,3 +128,45 @@ def test_stale_temp_files_of_a_killed_writer_are_removed_and_nothing_else(tmp_pa
     assert store.remove_stale_temp_files(folder) == 1
     assert sorted(p.name for p in folder.iterdir()) == [".hidden-note", "part-000000000000.parquet"]
     assert store.remove_stale_temp_files(tmp_path / "absent") == 0
+
+
+def test_a_finished_runs_parts_compact_into_one_file_with_the_same_rows(where, tmp_path):
+    for start in range(0, 3000, 1000):  # three flushes of a 3,000-step run (and a resumed overlap)
+        store.write_metrics_part(where, "a", rows("a", range(start, start + 1000, 10)))
+    store.write_metrics_part(where, "a", rows("a", range(2000, 3010, 10), offset=1.0))  # the later part wins
+    store.write_metrics_part(where, "b", rows("b", range(0, 50, 10)))
+    before = store.read_metrics(where)
+    assert store.compact_runs(where, ["a", "b"]) == 1  # b has one part already
+    parts = sorted(p.name for p in (tmp_path / store.METRICS_DIR / "run_id=a").iterdir())
+    assert parts == ["part-000000000000.parquet"]
+    after = store.read_metrics(where)
+    pd.testing.assert_frame_equal(before, after)
+    assert after[(after.run_id == "a") & (after.step == 2500)]["train_loss"].iloc[0] > 1.0
+    assert store.compact_runs(where, ["a", "b"]) == 0 and no_temp_files(tmp_path)
+
+
+def test_a_compacted_run_takes_at_most_20_bytes_per_logged_value(tmp_path):
+    # 20 flushes of a 20,000-step run on a log schedule (a dozen rows a flush): one file, not
+    # twenty, whose per-file overhead dominated (issue 19 measured ~67 bytes a value).
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    for start in range(0, 20000, 1000):
+        part = rows("a", range(start, start + 1000, 84))
+        for row in part:  # real curves are noisy: no column compresses to nothing
+            row.update(train_loss=float(rng.random()), val_loss=float(rng.random()), weight_norm=float(rng.random()))
+        store.write_metrics_part(tmp_path, "a", part)
+    folder = tmp_path / store.METRICS_DIR / "run_id=a"
+    values = 20 * 12 * (len(store.METRIC_COLUMNS) - 1)
+    loose = sum(p.stat().st_size for p in folder.iterdir())
+    store.compact_runs(tmp_path, ["a"])
+    (compact,) = folder.iterdir()
+    assert compact.stat().st_size / values <= 20 < loose / values
+
+
+def test_a_damaged_part_keeps_its_run_uncompacted(tmp_path):
+    store.write_metrics_part(tmp_path, "a", rows("a", range(0, 50, 10)))
+    store.write_metrics_part(tmp_path, "a", rows("a", range(50, 100, 10)))
+    torn = tmp_path / store.METRICS_DIR / "run_id=a" / "part-000000000050.parquet"
+    torn.write_bytes(torn.read_bytes()[:40])
+    assert store.compact_runs(tmp_path, ["a"]) == 0 and len(list(torn.parent.iterdir())) == 2
