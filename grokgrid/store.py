@@ -104,7 +104,9 @@ def _table(rows: Sequence[Mapping[str, object]] | pd.DataFrame, schema: pa.Schem
     missing = [n for n in schema.names if n not in frame.columns]
     if missing:
         raise ValueError(f"rows lack the column(s) {missing} of the schema")
-    return pa.Table.from_pandas(frame[list(schema.names)], schema=schema, preserve_index=False)
+    # Without pandas' schema metadata (a JSON blob of every column, 4 KB in each file's footer):
+    # the schema is ours, and readers cast to it anyway.
+    return pa.Table.from_pandas(frame[list(schema.names)], schema=schema, preserve_index=False).replace_schema_metadata(None)
 
 
 # ----------------------------------------------------------------------------- metrics
@@ -230,8 +232,9 @@ def compact_runs(sweep_dir: PathLike, run_ids: Iterable[str]) -> int:
         frame = pa.concat_tables([tables[i] for i in order]).to_pandas()
         frame = frame.drop_duplicates(subset=["step"], keep="last").sort_values("step", kind="stable")
         first = files[order[0]]
-        table = pa.Table.from_pandas(frame[list(PART_SCHEMA.names)], schema=PART_SCHEMA, preserve_index=False)
-        first.write_with(lambda stream: pq.write_table(table, stream, compression=COMPACT_COMPRESSION), durable=False)
+        table = _table(frame, PART_SCHEMA)
+        first.write_with(lambda stream: pq.write_table(table, stream, compression=COMPACT_COMPRESSION, write_statistics=False),
+                         durable=False)
         for i in order[1:]:
             files[i].unlink()
         compacted += 1
