@@ -22,6 +22,7 @@ from grokgrid.report.axes import resolve_axes, resolve_facet, sorted_unique
 from grokgrid.report.cells import SINGLE_CELL, cell_grid, ordered_phases, phase_color, sorted_table
 from grokgrid.report.diagram_layout import Geometry, axis_coordinates, axis_layout, axis_name, diagram_layout
 from grokgrid.report.hover import cell_hover_texts, map_hover_text
+from grokgrid.report.overlays import overlays
 from grokgrid.report.style import DETAIL_SYMBOLS, NO_VALUE_COLOR, SELECTION_COLOR
 
 
@@ -296,6 +297,27 @@ def _phase_panel(canvas: _Canvas, cells: pd.DataFrame, row: int, phases, details
     ]
 
 
+def _theory_lines(runs: pd.DataFrame, axes, layouts, row: int, shown_in_legend: bool) -> list[dict]:
+    """overlays.py's lines over the phase panel, on numeric axes only (a category axis has no
+    place between its values)."""
+    if any(layout["type"] == "category" for name, layout in zip(axes, layouts) if name is not None):
+        return []
+    budget = int(runs["last_step"].max()) if "last_step" in runs.columns and runs["last_step"].notna().any() else None
+    traces = []
+    for line in overlays(runs, axes, budget):
+        xs, ys = zip(*line.points)
+        if axes[1] is None:  # a 1-D strip: a vertical line through it
+            xs, ys = (xs[0], xs[0]), (SINGLE_CELL, SINGLE_CELL)
+        traces.append(dict(
+            type="scatter", x=list(xs), y=list(ys), mode="lines+markers",
+            line=dict(color="#111", width=2, dash="dash"), marker=dict(size=5, color="#111"),
+            name=line.name, legendgroup=line.name, showlegend=shown_in_legend,
+            hovertext=line.fit, hoverinfo="text+name",
+            xaxis=f"x{axis_name(row, 0)}", yaxis=f"y{axis_name(row, 0)}", meta=["theory", row],
+        ))
+    return traces
+
+
 # ----------------------------------------------------------------------------- (b), (c) value maps
 
 
@@ -374,6 +396,8 @@ def build_diagram(table: pd.DataFrame, axes, facet, title: str | None) -> Diagra
     for row, facet_value in enumerate(facets):
         cells = grid[grid["facet"] == facet_value]
         traces += _phase_panel(canvas, cells, row, phases, details, hover, text_size)
+        runs = table if facet is None else table[table[facet] == facet_value]
+        traces += _theory_lines(runs, axes, (x_layout, y_layout), row, shown_in_legend=row == 0)
         traces += _delay_map(canvas, cells, row, log_delay[cells.index.to_list()], axes, facet)
         traces += _accuracy_map(canvas, cells, row, axes, facet)
     # Legend: one entry per phase present, then one per detail marker shown.
@@ -404,7 +428,8 @@ def phase_diagram_figure(
     "phase" (one heatmap per phase present in the row,
     name = phase, colour PHASE_COLORS[phase], customdata = the cell's row in phase_grid),
     "agreement" ('k/n' text), "detail" (markers, name = detail), "selection", "background",
-    "delay" (log10 of the median delay, on coloraxis) and "val_acc" (on coloraxis2); then
+    "delay" (log10 of the median delay, on coloraxis) and "val_acc" (on coloraxis2), "theory"
+    (overlays.py's fitted lines over the phase panel, where a seed paper gives one); then
     "legend" entries, one per phase present and one per detail marker shown.
     """
     axes = resolve_axes(runs, axes)
