@@ -158,6 +158,11 @@ def dry_run(spec: SweepSpec, sweep_dir: Location, address: str | None = None, nu
         left = grid.count(spec) - len(folder.survey(spec, sweep_dir).finished)
     estimate = make_plan(spec, runs_left=left, slots=local_slots(spec, address, num_cpus), pack_size=pack_size)
     lines = [f"plan: {estimate.describe()}"]
+    refine = spec.refine
+    if refine is not None and refine.rounds_done < refine.rounds:
+        cap = f", at most {refine.max_runs:,} runs in all" if refine.max_runs is not None else ""
+        lines.append(f"then up to {refine.rounds - refine.rounds_done} refinement round(s) along {', '.join(refine.axes)}{cap}: "
+                     "their runs depend on the labels (`grokgrid refine RESULTS --dry-run` shows the next round's)")
     if estimate.packs is None:
         lines.append("(packs and time depend on the cluster's resources, known once Ray is reached)")
     lines.append(f"results would go to {sweep_dir}" + ("; it already holds this sweep" if left is not None else ""))

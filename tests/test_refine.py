@@ -253,3 +253,17 @@ def test_a_round_is_planned_from_finished_runs_only(tmp_path):
     sweep_dir = refinable_results(tmp_path, done=2)
     result = CliRunner().invoke(app, ["refine", str(sweep_dir), "--dry-run"])
     assert result.exit_code == 2 and "2 run(s) of" in result.output and "grokgrid resume" in result.output
+
+
+def test_a_sweeps_dry_run_says_refinement_rounds_follow(tmp_path):
+    from typer.testing import CliRunner
+
+    from grokgrid.cli import app
+
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump({**BASE, "refine": {**BASE["refine"], "max_runs": 40}}))
+    result = CliRunner().invoke(app, ["sweep", str(path), "--results", str(tmp_path / "results"), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "plan: 18 runs" in text and "then up to 2 refinement round(s) along repr_lr, decoder_lr, at most 40 runs in all" in text
+    assert not (tmp_path / "results").exists()

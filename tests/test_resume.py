@@ -440,6 +440,15 @@ def _kill_point(name: str, sweep_dir: Path) -> bool:
     if name == "late_no_tune_state":  # two packs done, the last one checkpointed
         pending = runs.loc[runs["status"] != "done", "pack_id"]
         return n_done >= 4 and _has_checkpoint(sweep_dir, pending)
+    if name == "refine_round":  # a refinement round recorded in the folder's spec, its runs training
+        try:
+            spec = spec_from_dict(yaml.safe_load((sweep_dir / store.SPEC_FILE).read_text()))
+        except Exception:  # noqa: BLE001 - not written yet, or being replaced
+            return False
+        if spec.refine is None or not spec.refine.points:
+            return False
+        refined = grid.expand(spec)[spec.grid.size():]
+        return any((sweep_dir / store.METRICS_DIR / f"run_id={r.run_id}").glob("part-*.parquet") for r in refined)
     raise ValueError(name)
 
 
@@ -488,6 +497,23 @@ def staged_reference(tmp_path_factory, ray_local):
 @pytest.mark.parametrize("point", ["first_checkpoint", "first_pack_done", "late_no_tune_state"])
 def test_sigkill_a_staged_sweep_then_resume_equals_an_uninterrupted_one(tmp_path, staged_reference, point, monkeypatch):
     _kill_then_resume(tmp_path, staged_reference, point, "path", monkeypatch, STAGED_KILL)
+
+
+# A refined sweep (one round along repr_lr), killed while the round's runs train: the round is
+# recorded in the folder's spec, so the resume trains its runs, not a round of its own.
+REFINED_KILL = {**KILL, "refine": {"axes": ["repr_lr"], "rounds": 1}}
+
+
+@pytest.fixture(scope="module")
+def refined_reference(tmp_path_factory, ray_local):
+    sweep_dir = _uninterrupted(tmp_path_factory, "refined-reference", REFINED_KILL)
+    assert spec_from_dict(yaml.safe_load((sweep_dir / store.SPEC_FILE).read_text())).refine.points[0]
+    return sweep_dir
+
+
+@pytest.mark.slow
+def test_sigkill_a_refinement_round_then_resume_equals_an_uninterrupted_one(tmp_path, refined_reference, monkeypatch):
+    _kill_then_resume(tmp_path, refined_reference, "refine_round", "path", monkeypatch, REFINED_KILL)
 
 
 def _kill_then_resume(tmp_path, reference, point, storage, monkeypatch, spec_data) -> None:
