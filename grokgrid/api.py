@@ -137,10 +137,7 @@ def run_sweep(spec: PathLike | Mapping | SweepSpec, results: PathLike = "results
     def work(held: driver.Driver) -> None:
         if overwrite:
             folder.clear(sweep_dir)
-        driver.train_unfinished(held, spec, address, num_cpus, connect_timeout, pack_size, resume=False)
-        refined = _refine_rounds(held, sweep_dir, spec, address, num_cpus, connect_timeout, reporter)
-        if report:
-            _label_and_report(sweep_dir, refined, reporter)
+        _train_refine_report(held, spec, address, num_cpus, connect_timeout, pack_size, resume=False, report=report)
 
     driver.drive(sweep_dir, spec, reporter, work)
     return Sweep(sweep_dir)
@@ -156,10 +153,7 @@ def resume_sweep(results: PathLike, *, report: bool = True, address: str | None 
     reporter = reporter or driver.Reporter()
 
     def work(held: driver.Driver) -> None:
-        driver.train_unfinished(held, spec, address, num_cpus, connect_timeout, None, resume=True)
-        refined = _refine_rounds(held, sweep_dir, spec, address, num_cpus, connect_timeout, reporter)
-        if report:
-            _label_and_report(sweep_dir, refined, reporter)
+        _train_refine_report(held, spec, address, num_cpus, connect_timeout, None, resume=True, report=report)
 
     driver.drive(sweep_dir, spec, reporter, work)
     return Sweep(sweep_dir)
@@ -185,10 +179,7 @@ def refine_sweep(results: PathLike, *, rounds: int | None = None, max_runs: int 
     reporter = reporter or driver.Reporter()
 
     def work(held: driver.Driver) -> None:
-        driver.train_unfinished(held, spec, address, num_cpus, connect_timeout, None, resume=True)
-        refined = _refine_rounds(held, sweep_dir, spec, address, num_cpus, connect_timeout, reporter)
-        if report:
-            _label_and_report(sweep_dir, refined, reporter)
+        _train_refine_report(held, spec, address, num_cpus, connect_timeout, None, resume=True, report=report)
 
     driver.drive(sweep_dir, spec, reporter, work)
     return Sweep(sweep_dir)
@@ -278,6 +269,16 @@ def _refine_rounds(held: driver.Driver, sweep_dir: Location, spec: SweepSpec, ad
         # Fresh packs for the round's runs (resume=False: no earlier trial of theirs to restore).
         driver.train_unfinished(held, spec, address, num_cpus, connect_timeout, None, resume=False)
     return spec
+
+
+def _train_refine_report(held: driver.Driver, spec: SweepSpec, address: str | None, num_cpus: int | None,
+                         connect_timeout: float, pack_size: int | None, *, resume: bool, report: bool) -> None:
+    """What sweep, resume and refine do while holding the folder: train the runs not finished,
+    run the refinement rounds left, then label and report."""
+    driver.train_unfinished(held, spec, address, num_cpus, connect_timeout, pack_size, resume=resume)
+    refined = _refine_rounds(held, held.sweep_dir, spec, address, num_cpus, connect_timeout, held.reporter)
+    if report:
+        _label_and_report(held.sweep_dir, refined, held.reporter)
 
 
 def _label_and_report(sweep_dir: Location, spec: SweepSpec, reporter: driver.Reporter) -> None:
