@@ -79,8 +79,10 @@ def main() -> None:
     for name, n, refine in (("refine-bench-dense", args.dense, None),
                             ("refine-bench-refined", args.coarse, {"axes": ["repr_lr", "decoder_lr"], "rounds": args.rounds})):
         started = time.perf_counter()
+        # The dense grid is kept when it is there already with this spec (its runs are done: nothing
+        # trains); the refined sweep starts over, so that its rounds are this code's.
         sweep = grokgrid.run_sweep(spec_data(base, name, n, args.steps, args.gap, refine), results=args.results,
-                                   overwrite=True, yes=True, reporter=grokgrid.Quiet())
+                                   overwrite=refine is not None, yes=True, reporter=grokgrid.Quiet())
         outcomes[name] = (sweep, time.perf_counter() - started)
     (dense, dense_wall), (refined, refined_wall) = outcomes["refine-bench-dense"], outcomes["refine-bench-refined"]
     steps_dense, steps_refined = run_steps(dense), run_steps(refined)

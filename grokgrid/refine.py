@@ -7,7 +7,10 @@ The diagram is one or two refined axes; every other swept axis is held at each o
 (a *slice*). In each slice the cells start as the grid's (neighbouring values on each axis) and
 form a quadtree: a cell whose centre is a point already is split into four (two on one axis).
 A leaf cell whose corners all have labels, and whose labels are not all the same, is split by
-this round: its centre and edge midpoints are proposed (those that exist already are not).
+this round: its centre is proposed, and the midpoint of each edge whose two ends disagree (an
+edge whose ends agree is taken not to hold the boundary: its midpoint's label is read as theirs
+when a later round needs it as a corner, ``_inferred``). A corner where a run sits but has no
+label yet (unfinished, damaged) keeps its cells waiting.
 A point's label is the phase most of its seeds got (ties: the first in PHASES order), so the
 seeds of a point never disagree with each other about a boundary. Midpoints are geometric on an
 axis the grid spans logarithmically (positive values over a decade or more), arithmetic
@@ -68,16 +71,18 @@ def propose(spec: SweepSpec, runs: Sequence[RunConfig], phases: Mapping[str, str
     slice_axes = [a for a in spec.grid.axes() if a != "seed" and a not in diagram and len(spec.grid.values(a)) > 1]
     axes = diagram + slice_axes
     labels = point_labels(runs, phases, axes)
+    existing = {tuple(run.hyperparameters()[a] for a in axes) for run in runs}
     logs = [is_log_axis(spec.grid.values(a)) for a in diagram]
     proposed: list[Point] = []
-    seen = set(labels)
+    seen = set(existing)
     for held in itertools.product(*(spec.grid.values(a) for a in slice_axes)):
         in_slice = {point[: len(diagram)]: label for point, label in labels.items() if point[len(diagram):] == held}
-        for cell in _leaf_cells(spec, diagram, logs, set(in_slice)):
-            corners = [in_slice.get(c) for c in _corners(cell)]
-            if None in corners or len(set(corners)) == 1:
+        trained = {point[: len(diagram)] for point in existing if point[len(diagram):] == held}
+        for cell in _leaf_cells(spec, diagram, logs, trained):
+            corners = {c: in_slice.get(c) if c in trained else _inferred(c, in_slice) for c in _corners(cell)}
+            if None in corners.values() or len(set(corners.values())) == 1:
                 continue
-            for new in _split_points(cell, logs):
+            for new in _split_points(cell, logs, corners):
                 point = (*new, *held)
                 if point not in seen:
                     seen.add(point)
@@ -112,11 +117,27 @@ def _corners(cell: tuple) -> list[tuple]:
     return list(itertools.product(*cell))
 
 
-def _split_points(cell: tuple, logs: list[bool]) -> list[tuple]:
-    """The centre and the edge midpoints of a cell (in two dimensions; the midpoint in one)."""
+def _split_points(cell: tuple, logs: list[bool], corners: Mapping[tuple, str]) -> list[tuple]:
+    """The centre of a cell and the midpoints of the edges whose ends disagree (in one
+    dimension: the midpoint). An edge whose ends agree is taken not to hold the boundary: its
+    midpoint is not trained, and a later round reads its label as the ends' (``_inferred``)."""
     mids = [midpoint(lo, hi, log) for (lo, hi), log in zip(cell, logs)]
     if len(cell) == 1:
         return [(mids[0],)]
     (a_lo, a_hi), (b_lo, b_hi) = cell
     a, b = mids
-    return [(a, b), (a, b_lo), (a, b_hi), (a_lo, b), (a_hi, b)]
+    edges = [((a, b_lo), (a_lo, b_lo), (a_hi, b_lo)), ((a, b_hi), (a_lo, b_hi), (a_hi, b_hi)),
+             ((a_lo, b), (a_lo, b_lo), (a_lo, b_hi)), ((a_hi, b), (a_hi, b_lo), (a_hi, b_hi))]
+    return [(a, b)] + [mid for mid, one, other in edges if corners[one] != corners[other]]
+
+
+def _inferred(point: tuple, labels: Mapping[tuple, str]) -> str | None:
+    """The label of a point no run sits at: that of its nearest labelled neighbours on a line
+    through it (along one axis, the other fixed) when the two agree; None otherwise."""
+    for axis in range(len(point)):
+        line = [p for p in labels if all(p[k] == point[k] for k in range(len(point)) if k != axis)]
+        below = max((p for p in line if p[axis] < point[axis]), key=lambda p: p[axis], default=None)
+        above = min((p for p in line if p[axis] > point[axis]), key=lambda p: p[axis], default=None)
+        if below is not None and above is not None and labels[below] == labels[above]:
+            return labels[below]
+    return None

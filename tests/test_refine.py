@@ -101,13 +101,12 @@ def test_a_round_splits_the_cells_whose_corners_disagree_at_log_and_linear_midpo
     points = refine.propose(spec, grid.expand(spec), labels_by(spec, boundary))
     a = refine.midpoint(1e-3, 1e-2, log=True)
     assert math.isclose(a, math.sqrt(1e-5)) and refine.is_log_axis([1e-3, 1e-2, 1e-1]) and not refine.is_log_axis([0.1, 0.2, 0.3])
-    # Two mixed cells (repr_lr 1e-3..1e-2 by decoder_lr 0.1..0.2 and 0.2..0.3): centres and edge
-    # midpoints, the shared edge's midpoint once.
+    # Two mixed cells (repr_lr 1e-3..1e-2 by decoder_lr 0.1..0.2 and 0.2..0.3): their centres, and
+    # the midpoints of the edges the boundary crosses (along repr_lr), the shared one once; the
+    # edges along decoder_lr have agreeing ends, so no run goes on them.
     assert points == [
         {"repr_lr": a, "decoder_lr": 0.15}, {"repr_lr": a, "decoder_lr": 0.1}, {"repr_lr": a, "decoder_lr": 0.2},
-        {"repr_lr": 1e-3, "decoder_lr": 0.15}, {"repr_lr": 1e-2, "decoder_lr": 0.15},
         {"repr_lr": a, "decoder_lr": 0.25}, {"repr_lr": a, "decoder_lr": 0.3},
-        {"repr_lr": 1e-3, "decoder_lr": 0.25}, {"repr_lr": 1e-2, "decoder_lr": 0.25},
     ]
     assert refine.propose(spec, grid.expand(spec), labels_by(spec, boundary)) == points  # deterministic
     uniform = refine.propose(spec, grid.expand(spec), labels_by(spec, lambda *_: "confusion"))
@@ -222,7 +221,7 @@ def test_the_dry_run_prints_the_next_rounds_runs_and_writes_nothing(tmp_path):
     before = (sweep_dir / "spec.yaml").read_text()
     result = CliRunner().invoke(app, ["refine", str(sweep_dir), "--dry-run"])
     assert result.exit_code == 0, result.output
-    assert "next refinement round: 5 points x 1 seed(s) = 5 runs" in result.output
+    assert "next refinement round: 3 points x 1 seed(s) = 3 runs" in result.output
     assert "repr_lr 0.003162, decoder_lr 0.15" in result.output and "nothing trained, nothing written" in result.output
     assert (sweep_dir / "spec.yaml").read_text() == before
     one_axis = CliRunner().invoke(app, ["refine", str(sweep_dir), "--dry-run", "--axes", "repr_lr"])
@@ -267,3 +266,10 @@ def test_a_sweeps_dry_run_says_refinement_rounds_follow(tmp_path):
     text = " ".join(result.output.split())
     assert "plan: 18 runs" in text and "then up to 2 refinement round(s) along repr_lr, decoder_lr, at most 40 runs in all" in text
     assert not (tmp_path / "results").exists()
+
+
+def test_a_point_no_run_sits_at_reads_its_agreeing_line_neighbours_label():
+    labels = {(0.0, 0.0): "grokking", (0.0, 2.0): "grokking", (2.0, 0.0): "confusion", (2.0, 2.0): "confusion"}
+    assert refine._inferred((0.0, 1.0), labels) == "grokking"  # between two grokking corners along the second axis
+    assert refine._inferred((1.0, 0.0), labels) is None  # its neighbours disagree, and nothing on its other line
+    assert refine._inferred((1.0, 1.0), labels) is None  # no neighbour on either line
