@@ -89,7 +89,8 @@ def main() -> None:
     share = agreement(dense, refined)
     steps = dense.spec.training.steps
     print(f"box: repr_lr x decoder_lr of {Path(args.spec).name}, {steps:,} steps a run, gap {dense.spec.phases.gap}")
-    print(f"dense {args.dense} x {args.dense}: {len(dense.runs):,} runs, {steps_dense:,} run-steps, {dense_wall / 60:.1f} min")
+    print(f"dense {args.dense} x {args.dense}: {len(dense.runs):,} runs, {steps_dense:,} run-steps "
+          f"({dense_wall / 60:.1f} min here; a dense grid already trained is reused)")
     print(f"refined {args.coarse} x {args.coarse} + {args.rounds} rounds: {len(refined.runs):,} runs, "
           f"{steps_refined:,} run-steps, {refined_wall / 60:.1f} min")
     print(f"run-steps: {steps_refined / steps_dense:.1%} of the dense grid's; labels agree at {share:.1%} of its points "
