@@ -26,7 +26,9 @@ Reported beside the phase (column ``detail``, "" when none applies), from the la
   semi-grokking when ``t_semi - t_train >= G`` (the same gap as grokking), its plateau val
   accuracy lies in ``[semi_min, semi_max)`` (defaults 0.4 and 0.9) and the plateau is flat: at
   most ``plateau_rise_max`` (default 0.05) above the val accuracy at ``t_mid = t_semi +
-  (last_step - t_semi) // 2``, half way from the jump to the end. That val accuracy is the mean
+  (last_step - t_semi) // 2``, half way from the jump to the end, but no later than two plateau
+  windows before the end (``last_step - 2 * plateau_window * (last_step - first_step)``: a jump
+  in the last fifth of the steps has no room to show a plateau). That val accuracy is the mean
   (NaNs skipped) over steps in ``[t_mid - plateau_window * (last_step - first_step), t_mid]``, a
   window as wide as the plateau's; when that window holds no finite val acc (sparse, e.g.
   log-spaced, logging), it reaches back to the last step ``<= t_mid`` with one. A curve still
@@ -266,7 +268,12 @@ def _label_table(
     # last step (mean over a window as wide as the plateau's ending there, stretched back to the
     # last finite val acc at or before t_mid when that window holds none, e.g. under log spacing).
     from_semi, to_last = (np.where(semi_candidate, a, 0) for a in (t_semi, last_step))  # no overflow
-    t_mid = np.where(semi_candidate, from_semi + (to_last - from_semi) // 2, _MIN)
+    # ... but at least two plateau windows before the last step, so that the reference window
+    # ends a window's width before the plateau's begins: a curve that crosses semi_min late and
+    # is still climbing (Varma's sweep: 0.13 -> 0.46 over the last 4,000 of 10,000 steps, crossing
+    # 0.4 at 9,355) is compared with where it was well before the end, not a few steps before.
+    latest = to_last - np.ceil(2 * criteria.plateau_window * span).astype(np.int64)
+    t_mid = np.where(semi_candidate, np.minimum(from_semi + (to_last - from_semi) // 2, latest), _MIN)
     finite_val = np.isfinite(val_acc) & trusted
     ref_last = _group_max(np.where(finite_val & (steps <= t_mid[codes]), steps, _MIN), codes, n_groups, _MIN)
     ref_start = np.minimum(t_mid - criteria.plateau_window * span, ref_last.astype(np.float64))

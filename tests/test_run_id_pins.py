@@ -50,7 +50,7 @@ SWEEP_PINS = {
     # the first spec with stages (issue 17): pinned as first shipped
     "varma_ungrokking_mlp": (24, "c330e4168bbabe741da59797bab76e4d0b0ef5b4478f81ba22ad03225fbd6a99", "bf126e0ce3fda44333f9156e6475191e183b1f9e7f391785c404f21b77d449ec"),
     # Varma et al.'s semi-grokking (issue 16): pinned as first shipped
-    "varma_semigrokking_mlp": (12, "1c880d1a0bdc257789493b01a9821e093f9ebe7826331dedd97fc1a61397ff19", "505d6d5680fe3e9b7bf9e15b7f8938fac94d1f39ed80187e600b35f07358966a"),
+    "varma_semigrokking_mlp": (12, "ccaef9fae5eaaac5a4b7649757a5f76b41e0011689bce918724226d3b879dc27", "711479dbed5b90dc8029d399486e5f3e0a102f83fcd5f76f0d9dc48d3b528c42"),
     "varma_ungrokking": (18, "bdbc349ff04762ff5f6142416e091d7d5e92e6d6777de2687f588dab83680a4f", "d223273b970f43f5a7b723803bacf3656b67f06288259e2112e6f293e7847d6e"),
     "s5_transformer": (6, "d264178dc398c8e942f686dafe930e24f4c2e754a20b54c4d84e01598a4de225", "e6ce80813a9a6b705d9d3ee4c1c125dd76b7d102320661a4b36d60bbe9db7534"),
 }
