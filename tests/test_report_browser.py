@@ -361,3 +361,39 @@ def report_data(page: Path) -> dict:
 def html_text(text: str) -> str:
     """How text set with textContent appears in the dumped DOM."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+# Clicks the page position (x, y) in axis values of the first row's (a) panel, as _CLICK does.
+_CLICK_AT = _CLICK.replace("cell = %(cell)s", "cell = %(point)s")
+
+
+def test_clicking_where_no_run_sits_in_a_refined_diagram_shows_the_nearest_cell(tmp_path):
+    import json
+
+    # A 2 x 2 grid and one refined run inside (report/diagram.py's nearest fill): the lattice
+    # position (3e-2, 1e-4) holds no run; the nearest cell is (1e-1, 1e-4), a confused one.
+    steps = np.array([0, 100, 200, 400, 800, 1600])
+    shapes = [(1e-3, 1e-4, 100, None), (1e-1, 1e-4, None, None), (1e-3, 1e-2, 100, None), (1e-1, 1e-2, None, None),
+              (3e-2, 1e-3, 100, 800)]
+    runs, metrics = [], []
+    for i, (repr_lr, decoder_lr, t_train, t_val) in enumerate(shapes):
+        runs.append(dict(run_id=f"r{i}", pack_id="p", repr_lr=repr_lr, decoder_lr=decoder_lr, repr_wd=0.0, decoder_wd=0.0,
+                         init_scale=1.0, train_fraction=0.5, seed=0, status="done"))
+        metrics.append(pd.DataFrame({"run_id": f"r{i}", "step": steps, "train_loss": 1 / (1 + steps), "val_loss": 2 / (1 + steps),
+                                     "train_acc": np.where(steps >= (t_train or 1e9), 1.0, 0.1),
+                                     "val_acc": np.where(steps >= (t_val or 1e9), 1.0, 0.05), "weight_norm": 10.0}))
+    metrics = pd.concat(metrics, ignore_index=True)
+    labels = phases.classify(metrics, phases.PhaseCriteria(gap=500))
+    page = tmp_path / "refined.html"
+    page.write_text(report.render_report(pd.DataFrame(runs), labels, metrics, title="refined"))
+    data = report_data(page)
+    nearest = next(k for k, c in enumerate(data["cells"]) if (c["x"], c["y"]) == (1e-1, 1e-4))
+    point = {"row": 0, "x": 3e-2, "y": 1e-4}
+    script = _CLICK_AT % {"diagram": report.PHASE_DIAGRAM_ID, "curves": report.CELL_CURVES_ID, "point": json.dumps(point)}
+    clicked = tmp_path / "clicked.html"
+    clicked.write_text(page.read_text().replace("</body>", script))
+    dom = dump_dom(clicked)
+    assert js_errors(dom) == ""
+    seen = json.loads(re.search(r'<pre id="probe">(.*?)</pre>', dom, re.S).group(1).replace("&amp;", "&"))
+    assert seen["selected"] == str(nearest)
+    assert seen["title"] == data["cells"][nearest]["title"]
