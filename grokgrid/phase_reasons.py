@@ -36,10 +36,10 @@ def _detail_reason(cols: Mapping[str, np.ndarray], g: int, criteria: PhaseCriter
     thr = f"{criteria.threshold:g}"
     plateau = f"{cols['plateau_val_acc'][g]:.3g}"
     if detail == "semi-grokking" or cols["semi_rising"][g]:
-        rise = (
-            f"{cols['semi_rise'][g]:.3g} above val acc {cols['semi_ref'][g]:.3g} at step {int(cols['semi_mid'][g])}, "
-            f"half way from t_semi {int(cols['t_semi'][g])} to the end"
-        )
+        t_semi, mid, last = int(cols["t_semi"][g]), int(cols["semi_mid"][g]), int(cols["last_step"][g])
+        where = (f"half way from t_semi {t_semi} to the end" if mid == t_semi + (last - t_semi) // 2
+                 else f"two plateau windows before the end (t_semi {t_semi} leaves no room for a plateau after it)")
+        rise = f"{cols['semi_rise'][g]:.3g} above val acc {cols['semi_ref'][g]:.3g} at step {mid}, {where}"
         if detail != "semi-grokking":
             return f"not semi-grokking: val acc still rising: plateau {plateau} is {rise} (> plateau_rise_max {criteria.plateau_rise_max:g})"
         return (
