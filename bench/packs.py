@@ -25,8 +25,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from grokgrid import grid, store
-from grokgrid.spec import load_spec
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/efficiency.py
+
+from grokgrid import grid, store  # noqa: E402
+from grokgrid.spec import load_spec  # noqa: E402
 
 
 def widen(spec, n_repr: int, n_decoder: int):
@@ -120,6 +122,39 @@ def main() -> None:
     if args.repeats > 1:
         print(f"median speed-up over {args.repeats} repeats: {statistics.median(ratios):.2f}x "
               f"(range {min(ratios):.2f}x-{max(ratios):.2f}x; while training {statistics.median(training_ratios):.2f}x)")
+    print_efficiency(spec, size, slots, results)
+
+
+def print_efficiency(spec, pack_size: int, slots: int, results: dict) -> None:
+    """Achieved GFLOP/s of each mode (the last repeat's) against the matmul peak measured now:
+    at a large square shape (the machine's best, one thread a slot) and at the pack's own largest
+    matmul (bench/efficiency.py says how both are counted). Ends with one line a script can parse."""
+    import torch
+
+    from efficiency import matmul_peak, run_step_flops
+
+    from grokgrid import train
+
+    torch.set_num_threads(1)  # a trial slot's torch runs one thread
+    step, evaluation = run_step_flops(spec)
+    flops = step + evaluation / spec.training.eval_every
+    state = train.build_pack(spec, grid.expand(spec)[:1])
+    examples = int(state.train_mask[0].sum()) if spec.training.batch_size is None else spec.training.batch_size
+    weight = max((p for p in state.model.parameters() if p.dim() == 3), key=lambda p: p.shape[1] * p.shape[2], default=None)
+    best = matmul_peak()
+    shape = (pack_size, examples, weight.shape[1], weight.shape[2]) if weight is not None else None
+    at_pack = matmul_peak(shape) if shape else float("nan")
+    print(f"FLOPs a run-step: {step / 1e6:.2f} M to train + {evaluation / 1e6:.2f} M per evaluation / {spec.training.eval_every} "
+          f"= {flops / 1e6:.2f} M (torch FlopCounterMode: matmuls forward and backward, from the shapes run)")
+    print(f"fp32 matmul peak, one thread: {best / 1e9:.1f} GFLOP/s at 1024^3; {at_pack / 1e9:.1f} GFLOP/s at the pack's "
+          f"largest matmul {shape} (x {slots} slots: {best * slots / 1e9:.1f} GFLOP/s for the machine)")
+    line = {"slots": slots, "peak_gflops_per_slot": round(best / 1e9, 1), "pack_shape_gflops": round(at_pack / 1e9, 1)}
+    for label, key in (("one run per trial", "alone"), ("packed", "packed")):
+        achieved = results[label]["run_steps_per_s"] * flops
+        share = achieved / (best * slots)
+        print(f"{label:>18}: {achieved / 1e9:6.2f} GFLOP/s end to end = {share:.1%} of the machine's peak")
+        line[f"{key}_gflops"], line[f"{key}_share"] = round(achieved / 1e9, 2), round(share, 4)
+    print("efficiency: " + " ".join(f"{k}={v}" for k, v in line.items()))
 
 
 if __name__ == "__main__":

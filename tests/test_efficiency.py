@@ -1,0 +1,44 @@
+"""bench/efficiency.py (issue 19): a run-step's FLOPs counted from the shapes run, against the
+closed form for a model small enough to count by hand, and the matmul peak probe."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import torch
+
+from grokgrid.spec import spec_from_dict
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def load_efficiency():
+    spec = importlib.util.spec_from_file_location("efficiency", ROOT / "bench" / "efficiency.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_run_steps_flops_are_the_matmuls_of_forward_and_backward():
+    efficiency = load_efficiency()
+    # The one-hot MLP on x + y mod 7: 2 x 7 one-hot inputs, one hidden layer of 16, 7 outputs;
+    # 24 of the 49 pairs train (fraction 0.5). Its first layer is a table lookup (the rows of the
+    # two tokens summed: no matmul, so no FLOPs by this count); the output layer's forward is
+    # 2 * 16 * 7 FLOPs an example and its backward twice that (weight and input gradients).
+    spec = spec_from_dict({"name": "f", "task": {"name": "modular", "p": 7, "op": "add"},
+                           "model": {"name": "mlp", "embed_dim": 0, "hidden": [16]},
+                           "training": {"steps": 10, "eval_every": 5}, "grid": {"train_fraction": [0.5]}})
+    step, evaluation = efficiency.run_step_flops(spec)
+    output = 16 * 7
+    assert step == round(0.5 * 49) * 6 * output
+    # An evaluation: the forward over all 49 pairs, plus the progress measures' own matmuls.
+    assert evaluation > 49 * 2 * output
+    assert efficiency.flops_per_run_step(spec) == step + evaluation / 5
+
+
+def test_the_matmul_peak_is_a_positive_rate():
+    efficiency = load_efficiency()
+    torch.set_num_threads(1)
+    assert efficiency.matmul_peak((64, 64, 64), seconds=0.05) > 0
+    assert efficiency.matmul_peak((4, 8, 16, 32), seconds=0.05) > 0
