@@ -6,6 +6,8 @@
 Prints, for both, wall time, run-steps per second (runs x steps / wall), their ratio, and Ray's
 overhead as a share of wall time: 1 - (seconds the trials spent training) / (wall x slots),
 the time the trial slots were not training (scheduling, trial start-up, reporting, idle tails).
+At the end it prints each mode's achieved GFLOP/s against the fp32 matmul peak measured in the
+same run (bench/efficiency.py), and one line a script can parse (``efficiency: key=value ...``).
 It also prints the speed-up while training: run-steps per second of a trial slot's training
 time, i.e. what packing gains before Ray's costs, which both modes pay. Not a test: timings
 depend on the machine (numbers in the README come from this script).
