@@ -273,3 +273,22 @@ def test_a_point_no_run_sits_at_reads_its_agreeing_line_neighbours_label():
     assert refine._inferred((0.0, 1.0), labels) == "grokking"  # between two grokking corners along the second axis
     assert refine._inferred((1.0, 0.0), labels) is None  # its neighbours disagree, and nothing on its other line
     assert refine._inferred((1.0, 1.0), labels) is None  # no neighbour on either line
+
+
+def test_a_sweep_run_again_from_its_file_keeps_the_rounds_its_folder_recorded(tmp_path):
+    from grokgrid import folder, store
+    from grokgrid.refusal import Refused
+
+    sweep_dir = refinable_results(tmp_path)
+    frozen = folder.frozen_spec(sweep_dir)
+    data = frozen.to_dict()
+    data["refine"] = {"axes": ["repr_lr", "decoder_lr"], "rounds": 1, "points": [[{"repr_lr": 3.16227766017e-3, "decoder_lr": 0.15}]]}
+    refined = spec_from_dict(data)
+    store.atomic_write_text(sweep_dir / store.SPEC_FILE, dump_spec(refined))
+    # The spec file knows nothing of the rounds: the folder is still this sweep, and keeps them.
+    folder.check_new_sweep(frozen, folder.location("--storage", str(sweep_dir.parent)) / frozen.name, overwrite=False)
+    kept = folder.with_recorded_rounds(frozen, folder.location("--storage", str(sweep_dir)))
+    assert kept.refine == refined.refine and grid.count(kept) == 5
+    other = spec_from_dict({**frozen.to_dict(), "refine": {"axes": ["repr_lr"], "rounds": 2}})
+    with pytest.raises(Refused, match="was refined along repr_lr, decoder_lr, the spec refines repr_lr"):
+        folder.with_recorded_rounds(other, folder.location("--storage", str(sweep_dir)))
