@@ -21,6 +21,7 @@ Only the standard library and PyYAML are imported here, and by the task and mode
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import re
 from dataclasses import dataclass, field
@@ -28,8 +29,6 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import yaml
-
-import itertools
 
 from grokgrid import expectations
 from grokgrid import spec_checks as check
@@ -157,10 +156,6 @@ class GridSpec:
         tied = {axis for group in self.tie for axis in group}
         return (math.prod(len(self.values(h)) for h in self.axes() if h not in tied)
                 * math.prod(len(self.values(group[0])) for group in self.tie))
-
-    def tied_with(self, axis: str) -> tuple[str, ...]:
-        """The group an axis is tied in (itself alone when untied)."""
-        return next((group for group in self.tie if axis in group), (axis,))
 
     def fields(self) -> tuple[tuple[str, tuple], ...]:
         """The field axes (task, model and training fields; spec_fields.py) and their values:
