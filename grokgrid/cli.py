@@ -299,6 +299,12 @@ def status(
     )
     for state in now.damaged[:5]:
         console.print(f"damaged: run {state.run_id}: {state.damage}", markup=False)
+    refine = now.spec.refine
+    if refine is not None:
+        seeds = len(now.spec.grid.seed)
+        console.print(f"refinement along {', '.join(refine.axes)}: {refine.rounds_done} of {refine.rounds} round(s) recorded, "
+                      f"{refine.runs_added(seeds):,} runs added" + (f" (at most {refine.max_runs:,})" if refine.max_runs else ""),
+                      markup=False)
     if now.driver is not None:
         console.print(f"driver: {now.driver.describe()} ({now.driver.command})", markup=False)
     elif now.unfinished or now.table_problem:

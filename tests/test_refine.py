@@ -292,3 +292,19 @@ def test_a_sweep_run_again_from_its_file_keeps_the_rounds_its_folder_recorded(tm
     other = spec_from_dict({**frozen.to_dict(), "refine": {"axes": ["repr_lr"], "rounds": 2}})
     with pytest.raises(Refused, match="was refined along repr_lr, decoder_lr, the spec refines repr_lr"):
         folder.with_recorded_rounds(other, folder.location("--storage", str(sweep_dir)))
+
+
+def test_status_says_how_far_refinement_is(tmp_path):
+    from typer.testing import CliRunner
+
+    from grokgrid import folder, store
+    from grokgrid.cli import app
+
+    sweep_dir = refinable_results(tmp_path)
+    data = folder.frozen_spec(sweep_dir).to_dict()
+    data["refine"] = {"axes": ["repr_lr", "decoder_lr"], "rounds": 2, "max_runs": 10,
+                      "points": [[{"repr_lr": 3.16227766017e-3, "decoder_lr": 0.15}]]}
+    store.atomic_write_text(sweep_dir / store.SPEC_FILE, dump_spec(spec_from_dict(data)))
+    result = CliRunner().invoke(app, ["status", str(sweep_dir)])
+    assert result.exit_code == 0, result.output
+    assert "refinement along repr_lr, decoder_lr: 1 of 2 round(s) recorded, 1 runs added (at most 10)" in " ".join(result.output.split())
