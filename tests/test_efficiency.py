@@ -3,25 +3,14 @@ closed form for a model small enough to count by hand, and the matmul peak probe
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import torch
+from bench_modules import load
 
 from grokgrid.spec import spec_from_dict
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def load_efficiency():
-    spec = importlib.util.spec_from_file_location("efficiency", ROOT / "bench" / "efficiency.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 def test_a_run_steps_flops_are_the_matmuls_of_forward_and_backward():
-    efficiency = load_efficiency()
+    efficiency = load("efficiency")
     # The one-hot MLP on x + y mod 7: 2 x 7 one-hot inputs, one hidden layer of 16, 7 outputs;
     # 24 of the 49 pairs train (fraction 0.5). Its first layer is a table lookup (the rows of the
     # two tokens summed: no matmul, so no FLOPs by this count); the output layer's forward is
@@ -38,7 +27,7 @@ def test_a_run_steps_flops_are_the_matmuls_of_forward_and_backward():
 
 
 def test_the_matmul_peak_is_a_positive_rate():
-    efficiency = load_efficiency()
+    efficiency = load("efficiency")
     torch.set_num_threads(1)
     assert efficiency.matmul_peak((64, 64, 64), seconds=0.05) > 0
     assert efficiency.matmul_peak((4, 8, 16, 32), seconds=0.05) > 0

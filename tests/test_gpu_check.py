@@ -3,22 +3,15 @@ packed-equals-alone comparison on the CPU (the code a GPU runs, on another devic
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from bench_modules import load
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def load_check():
-    spec = importlib.util.spec_from_file_location("gpu_check", ROOT / "bench" / "gpu.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA device is here: the check would train")
@@ -31,7 +24,7 @@ def test_without_cuda_the_check_says_so_in_one_line_and_exits_0():
 def test_the_checks_packed_equals_alone_comparison_holds_on_the_cpu():
     from grokgrid.spec import load_spec
 
-    check = load_check()
+    check = load("gpu")
     base = load_spec(ROOT / "sweeps" / "nanda_transformer.yaml")
     assert check.packed_equals_alone(torch, base, "cpu", n=2, steps=3)
     runs = check.many_runs(base, 5)

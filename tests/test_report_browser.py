@@ -220,18 +220,24 @@ window.addEventListener("load", function () { setTimeout(function () {
 </script></body>"""
 
 
-def test_clicking_a_cell_shows_its_runs(page, tmp_path):
+def click(page: Path, folder: Path, point: dict) -> dict:
+    """Open ``page`` with _CLICK aimed at ``point`` (row, x, y in axis values) and return what
+    the page showed after the click (the probe), checking that no script failed."""
     import json
 
-    data = report_data(page)
-    k = next(i for i, c in enumerate(data["cells"]) if c["row"] == 1 and i != data["default_cell"] and "semi" in c["title"])
-    cell = data["cells"][k]
-    script = _CLICK % {"diagram": report.PHASE_DIAGRAM_ID, "curves": report.CELL_CURVES_ID, "cell": json.dumps(cell)}
-    clicked = tmp_path / "clicked.html"
+    script = _CLICK % {"diagram": report.PHASE_DIAGRAM_ID, "curves": report.CELL_CURVES_ID, "cell": json.dumps(point)}
+    clicked = folder / f"clicked_{page.name}"
     clicked.write_text(page.read_text().replace("</body>", script))
     dom = dump_dom(clicked)
     assert js_errors(dom) == ""
-    probe = json.loads(re.search(r'<pre id="probe">(.*?)</pre>', dom, re.S).group(1).replace("&amp;", "&"))
+    return json.loads(re.search(r'<pre id="probe">(.*?)</pre>', dom, re.S).group(1).replace("&amp;", "&"))
+
+
+def test_clicking_a_cell_shows_its_runs(page, tmp_path):
+    data = report_data(page)
+    k = next(i for i, c in enumerate(data["cells"]) if c["row"] == 1 and i != data["default_cell"] and "semi" in c["title"])
+    cell = data["cells"][k]
+    probe = click(page, tmp_path, cell)
     assert probe["selected"] == str(k)
     assert probe["title"] == cell["title"]
     assert probe["traces"] == 5 * len(cell["runs"])
@@ -363,13 +369,7 @@ def html_text(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-# Clicks the page position (x, y) in axis values of the first row's (a) panel, as _CLICK does.
-_CLICK_AT = _CLICK.replace("cell = %(cell)s", "cell = %(point)s")
-
-
 def test_clicking_where_no_run_sits_in_a_refined_diagram_shows_the_nearest_cell(tmp_path):
-    import json
-
     # A 2 x 2 grid and one refined run inside (report/diagram.py's nearest fill): the lattice
     # position (3e-2, 1e-4) holds no run; the nearest cell is (1e-1, 1e-4), a confused one.
     steps = np.array([0, 100, 200, 400, 800, 1600])
@@ -388,12 +388,6 @@ def test_clicking_where_no_run_sits_in_a_refined_diagram_shows_the_nearest_cell(
     page.write_text(report.render_report(pd.DataFrame(runs), labels, metrics, title="refined"))
     data = report_data(page)
     nearest = next(k for k, c in enumerate(data["cells"]) if (c["x"], c["y"]) == (1e-1, 1e-4))
-    point = {"row": 0, "x": 3e-2, "y": 1e-4}
-    script = _CLICK_AT % {"diagram": report.PHASE_DIAGRAM_ID, "curves": report.CELL_CURVES_ID, "point": json.dumps(point)}
-    clicked = tmp_path / "clicked.html"
-    clicked.write_text(page.read_text().replace("</body>", script))
-    dom = dump_dom(clicked)
-    assert js_errors(dom) == ""
-    seen = json.loads(re.search(r'<pre id="probe">(.*?)</pre>', dom, re.S).group(1).replace("&amp;", "&"))
+    seen = click(page, tmp_path, {"row": 0, "x": 3e-2, "y": 1e-4})  # no run sits there
     assert seen["selected"] == str(nearest)
     assert seen["title"] == data["cells"][nearest]["title"]
