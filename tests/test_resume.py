@@ -545,7 +545,11 @@ def _kill_then_resume(tmp_path, reference, point, storage, monkeypatch, spec_dat
     recorded_done = set(recorded.loc[recorded["status"] == "done", "run_id"])
     unrecorded = {r for r, step in on_disk.items() if step >= total_steps} - recorded_done
     status = invoke("status", where)
-    assert status.exit_code == 0 and "no driver is running" in " ".join(status.stdout.split())
+    assert status.exit_code == 0 and "driver: grokgrid pid" not in status.stdout  # the killed driver holds nothing
+    if any(step < total_steps for step in on_disk.values()) or len(on_disk) < len(recorded):
+        # Runs left to train: status points to the resume (on a loaded machine the last pack can
+        # finish writing in the moment before the kill lands, and then nothing is left).
+        assert "no driver is running" in " ".join(status.stdout.split())
     if point == "late_no_tune_state":
         shutil.rmtree(sweep_dir / store.TUNE_DIR)  # resume must fall back on the folder's checkpoints
 
