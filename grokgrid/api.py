@@ -226,11 +226,7 @@ def _with_refine_request(spec: SweepSpec, rounds: int | None, max_runs: int | No
 
 
 def _default_refine_axes(spec: SweepSpec) -> list[str]:
-    from grokgrid import spec_fields
-
-    tied = {a for group in spec.grid.tie for a in group}
-    swept = [a for a in spec.grid.axes() if a != "seed" and len(spec.grid.values(a)) > 1
-             and not spec_fields.is_field_axis(a) and a not in tied]
+    swept = [a for a in spec.grid.refinable() if len(spec.grid.values(a)) > 1]
     if not swept:
         raise Refused("the grid sweeps no axis that can be refined (a numeric per-run axis with two values or more); "
                       "sweep one, or name it with --axes")

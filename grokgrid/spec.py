@@ -157,6 +157,13 @@ class GridSpec:
         return (math.prod(len(self.values(h)) for h in self.axes() if h not in tied)
                 * math.prod(len(self.values(group[0])) for group in self.tie))
 
+    def refinable(self) -> tuple[str, ...]:
+        """The axes a refinement round may place new values on: numeric per-run axes (not the
+        seed, nor a task, model or training field, which may change shapes, nor a tied axis,
+        whose partners would not follow)."""
+        tied = {axis for group in self.tie for axis in group}
+        return tuple(a for a in self.axes() if a != "seed" and not spec_fields.is_field_axis(a) and a not in tied)
+
     def fields(self) -> tuple[tuple[str, tuple], ...]:
         """The field axes (task, model and training fields; spec_fields.py) and their values:
         the axes whose runs train under different variants of the spec, in different packs."""
@@ -216,11 +223,6 @@ class SweepSpec:
             return self
         grid = dataclasses.replace(self.grid, extra=tuple((n, v) for n, v in self.grid.extra if n not in values))
         return dataclasses.replace(spec_fields.apply(self, values), grid=grid)
-
-    def field_values(self, extra: tuple[tuple[str, Any], ...]) -> dict[str, Any]:
-        """A run's field-axis values, from its ``RunConfig.extra``."""
-        swept = {name for name, _ in self.grid.fields()}
-        return {name: value for name, value in extra if name in swept}
 
     def variants(self) -> list[SweepSpec]:
         """One spec per combination of the field axes' values (just this spec when there are none)."""
@@ -477,13 +479,10 @@ def _extra_axes(data: Mapping[str, Any], stages: tuple[StageSpec, ...]) -> tuple
 
 
 def _refine(raw: Any, grid: GridSpec) -> RefineSpec | None:
-    """``refine:``, against the grid: a refined axis is a numeric per-run axis (not a task,
-    model or training field, which may change shapes, nor a tied one, whose partners would
-    not follow); a recorded point's hyperparameter values pass the grid's own checks."""
-    tied = {axis for group in grid.tie for axis in group}
+    """``refine:``, against the grid: a refined axis is one of GridSpec.refinable; a recorded
+    point's hyperparameter values pass the grid's own checks."""
     axes = tuple(a for a in grid.axes() if a != "seed")
-    refinable = tuple(a for a in axes if not spec_fields.is_field_axis(a) and a not in tied)
-    refine = parse_refine(raw, axes, {a: grid.values(a) for a in axes}, refinable)
+    refine = parse_refine(raw, axes, {a: grid.values(a) for a in axes}, grid.refinable())
     needed = [a for a in axes if len(grid.values(a)) > 1]  # a point sits in one slice of every swept axis
     for r, points in enumerate(refine.points if refine else ()):
         for i, point in enumerate(points):

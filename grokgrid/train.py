@@ -420,7 +420,7 @@ def variant_of(spec: SweepSpec, runs: Sequence[RunConfig]) -> SweepSpec:
     values = {run.field_values() for run in runs}
     if len(values) > 1:
         raise ValueError(f"a pack mixes runs of different task/model/training values: {sorted(values)[:2]}")
-    return spec.for_values(spec.field_values(runs[0].extra)) if runs else spec
+    return spec.for_values(dict(runs[0].field_values())) if runs else spec
 
 
 @functools.lru_cache(maxsize=8)  # the driver asks for it while planning, packing and estimating
