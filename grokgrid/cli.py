@@ -190,6 +190,14 @@ def _confirm_size(spec, address: str | None, num_cpus: int | None, pack_size: in
 
 # ----------------------------------------------------------------------------- commands
 
+# The options sweep, resume and refine share (each command builds its own click option from these).
+REPORT_OPTION = typer.Option(True, "--report/--no-report", help="Classify the runs and write report.html at the end.")
+ADDRESS_OPTION = typer.Option(None, "--address", help="Ray cluster to join (auto, host:6379, ray://...); default: start a local Ray.")
+NUM_CPUS_OPTION = typer.Option(None, "--num-cpus", min=1, help="CPUs of the local Ray (default: all).")
+CPUS_PER_TRIAL_OPTION = typer.Option(None, "--cpus-per-trial", help=CPUS_HELP)
+GPUS_PER_TRIAL_OPTION = typer.Option(None, "--gpus-per-trial", help=GPUS_HELP)
+CONNECT_TIMEOUT_OPTION = typer.Option(driver.CONNECT_TIMEOUT_S, "--connect-timeout", min=0.1, help=CONNECT_HELP)
+
 
 @app.command(cls=_Command)
 def sweep(
@@ -200,13 +208,13 @@ def sweep(
         "(s3://bucket/prefix, gs://bucket/prefix, file:///path) that every Ray node can reach.",
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Delete an existing results folder of this sweep first (its trained runs too)."),
-    report: bool = typer.Option(True, "--report/--no-report", help="Classify the runs and write report.html at the end."),
-    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster to join (auto, host:6379, ray://...); default: start a local Ray."),
-    num_cpus: Optional[int] = typer.Option(None, "--num-cpus", min=1, help="CPUs of the local Ray (default: all)."),
-    cpus_per_trial: Optional[float] = typer.Option(None, "--cpus-per-trial", help=CPUS_HELP),
-    gpus_per_trial: Optional[float] = typer.Option(None, "--gpus-per-trial", help=GPUS_HELP),
+    report: bool = REPORT_OPTION,
+    address: Optional[str] = ADDRESS_OPTION,
+    num_cpus: Optional[int] = NUM_CPUS_OPTION,
+    cpus_per_trial: Optional[float] = CPUS_PER_TRIAL_OPTION,
+    gpus_per_trial: Optional[float] = GPUS_PER_TRIAL_OPTION,
     pack_size: Optional[int] = typer.Option(None, "--pack-size", min=1, help="Runs per trial (default: the spec's resources.pack_size)."),
-    connect_timeout: float = typer.Option(driver.CONNECT_TIMEOUT_S, "--connect-timeout", min=0.1, help=CONNECT_HELP),
+    connect_timeout: float = CONNECT_TIMEOUT_OPTION,
     yes: bool = typer.Option(False, "--yes", "-y", help=f"Start a very large sweep (>= {plan.CONFIRM_RUNS:,} runs or ~{plan.CONFIRM_HOURS:g} h) without asking."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (runs, packs, run-steps, a rough time) and exit: no Ray, nothing written."),
 ) -> None:
@@ -232,12 +240,12 @@ def sweep(
 @app.command(cls=_Command)
 def resume(
     sweep_dir: str = typer.Argument(..., metavar="RESULTS", help=SWEEP_DIR_HELP, show_default=False),
-    report: bool = typer.Option(True, "--report/--no-report", help="Classify the runs and write report.html at the end."),
-    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster to join (auto, host:6379, ray://...); default: start a local Ray."),
-    num_cpus: Optional[int] = typer.Option(None, "--num-cpus", min=1, help="CPUs of the local Ray (default: all)."),
-    cpus_per_trial: Optional[float] = typer.Option(None, "--cpus-per-trial", help=CPUS_HELP),
-    gpus_per_trial: Optional[float] = typer.Option(None, "--gpus-per-trial", help=GPUS_HELP),
-    connect_timeout: float = typer.Option(driver.CONNECT_TIMEOUT_S, "--connect-timeout", min=0.1, help=CONNECT_HELP),
+    report: bool = REPORT_OPTION,
+    address: Optional[str] = ADDRESS_OPTION,
+    num_cpus: Optional[int] = NUM_CPUS_OPTION,
+    cpus_per_trial: Optional[float] = CPUS_PER_TRIAL_OPTION,
+    gpus_per_trial: Optional[float] = GPUS_PER_TRIAL_OPTION,
+    connect_timeout: float = CONNECT_TIMEOUT_OPTION,
 ) -> None:
     """Finish an interrupted sweep: every run not done continues from its pack's last checkpoint."""
     with _refusals():
@@ -252,12 +260,12 @@ def refine(
     max_runs: Optional[int] = typer.Option(None, "--max-runs", min=1, help="Cap on the runs all rounds add together (default: the spec's, else none)."),
     axes: Optional[str] = typer.Option(None, "--axes", help="One or two axes to refine, e.g. repr_lr,decoder_lr (default: the spec's, else the first two swept)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the runs the next round would add and exit: nothing trained or written."),
-    report: bool = typer.Option(True, "--report/--no-report", help="Classify the runs and write report.html at the end."),
-    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster to join (auto, host:6379, ray://...); default: start a local Ray."),
-    num_cpus: Optional[int] = typer.Option(None, "--num-cpus", min=1, help="CPUs of the local Ray (default: all)."),
-    cpus_per_trial: Optional[float] = typer.Option(None, "--cpus-per-trial", help=CPUS_HELP),
-    gpus_per_trial: Optional[float] = typer.Option(None, "--gpus-per-trial", help=GPUS_HELP),
-    connect_timeout: float = typer.Option(driver.CONNECT_TIMEOUT_S, "--connect-timeout", min=0.1, help=CONNECT_HELP),
+    report: bool = REPORT_OPTION,
+    address: Optional[str] = ADDRESS_OPTION,
+    num_cpus: Optional[int] = NUM_CPUS_OPTION,
+    cpus_per_trial: Optional[float] = CPUS_PER_TRIAL_OPTION,
+    gpus_per_trial: Optional[float] = GPUS_PER_TRIAL_OPTION,
+    connect_timeout: float = CONNECT_TIMEOUT_OPTION,
 ) -> None:
     """Add runs where the phase diagram's labels change (boundary refinement), train and label them."""
     with _refusals():
