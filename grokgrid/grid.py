@@ -145,6 +145,7 @@ def refined_runs(spec: SweepSpec) -> list[RunConfig]:
     if spec.refine is None or not spec.refine.points:
         return []
     extra = [name for name, _ in spec.grid.extra]
+    shared = recipe(spec)  # once: run_id would dump the spec again for every run
     runs = []
     for points in spec.refine.points:
         for point in points:
@@ -153,7 +154,8 @@ def refined_runs(spec: SweepSpec) -> list[RunConfig]:
                 hp = {h: values.get(h, spec.grid.values(h)[0]) for h in HYPERPARAMETERS[:-1]}
                 extras = tuple((name, values.get(name, spec.grid.values(name)[0])) for name in extra)
                 hyperparameters = {**hp, "seed": int(seed), **dict(extras)}
-                runs.append(RunConfig(run_id(spec, hyperparameters), **hp, seed=int(seed), extra=extras))
+                run = _digest({"recipe": shared, "hyperparameters": hyperparameters})
+                runs.append(RunConfig(run, **hp, seed=int(seed), extra=extras))
     return runs
 
 

@@ -52,7 +52,7 @@ def point_labels(runs: Iterable[RunConfig], phases: Mapping[str, str], axes: Seq
         phase = phases.get(run.run_id)
         if phase is None:  # unlabelled (unfinished, damaged): its point stays undecided
             continue
-        values = {**run.hyperparameters()}
+        values = run.hyperparameters()
         votes.setdefault(tuple(values[a] for a in axes), Counter())[phase] += 1
     return {point: max(counter, key=lambda p: (counter[p], -_rank(p))) for point, counter in votes.items()}
 
