@@ -11,8 +11,10 @@ Each item states one claim (``claim``, and optionally ``source``), may restrict 
   the per-value median of a quantity (t_val, final_rqi, ...) rises or falls along an axis;
 - ``fit``: {x, y, min_r2, slope: {min, max}}: a straight line y = a x + b over the runs, with
   x and y expressions such as ``log(init_scale) / decoder_wd``;
-- ``leads``: {metric, ahead_of, threshold: 0.9, min_share: 1.0}: a metric reaches the threshold
-  no later than another one (commutativity before val accuracy);
+- ``leads``: {metric, ahead_of, threshold: 0.9, min_share: 1.0, moved: f}: a metric reaches the
+  threshold no later than another one (commutativity before val accuracy); with ``moved``, the
+  metric's own moment is when it has made f of its change over the run, first logged value to
+  last, in whichever direction (a measure with no natural threshold, such as an entropy);
 - ``reaches``: {metric, below | above, by_step, min_share: 1.0}: a metric crosses a value by a
   step (val loss below 1e-2 within 1.5x of a paper's step count);
 - ``speedup``: {quantity: t_val, of: {...}, over: {...}, at_least: f}: the runs selected by
@@ -95,6 +97,7 @@ class LeadsCheck:
     ahead_of: str
     threshold: float = 0.9
     min_share: float = 1.0
+    moved: float | None = None  # the metric's moment: f of its first-to-last change (else: threshold)
 
 
 @dataclass(frozen=True)
@@ -199,7 +202,8 @@ def _check_data(c: Check) -> dict[str, Any]:
     if isinstance(c, SpeedupCheck):
         return {"quantity": c.quantity, "of": {a: r.to_data() for a, r in c.of}, "over": {a: r.to_data() for a, r in c.over},
                 "at_least": c.at_least}
-    return {"metric": c.metric, "ahead_of": c.ahead_of, "threshold": c.threshold, "min_share": c.min_share}
+    moved = {"moved": c.moved} if c.moved is not None else {}
+    return {"metric": c.metric, "ahead_of": c.ahead_of, "threshold": c.threshold, "min_share": c.min_share, **moved}
 
 
 # ----------------------------------------------------------------------------- parsing
@@ -355,7 +359,15 @@ def _leads(where: str, data: Mapping[str, Any], axes: tuple[str, ...]) -> LeadsC
         ahead_of=check.choice(f"{where}.ahead_of", data["ahead_of"], METRICS),
         threshold=check.number(f"{where}.threshold", data.get("threshold", 0.9)),
         min_share=_share(f"{where}.min_share", data.get("min_share", 1.0)),
+        moved=_moved(f"{where}.moved", data["moved"]) if "moved" in data else None,
     )
+
+
+def _moved(where: str, value: Any) -> float:
+    moved = check.number(where, value)
+    if not 0 < moved <= 1:
+        raise SpecError(where, f"must be in (0, 1], got {moved:g}", "the share of the metric's change, e.g. moved: 0.5 (half way)")
+    return moved
 
 
 def _reaches(where: str, data: Mapping[str, Any], axes: tuple[str, ...]) -> ReachesCheck:

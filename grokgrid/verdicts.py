@@ -191,13 +191,31 @@ def _first_step(metrics: pd.DataFrame, metric: str, threshold: float) -> pd.Seri
     return reached.groupby("run_id")["step"].min()
 
 
+def _first_moved(metrics: pd.DataFrame, metric: str, share: float) -> pd.Series:
+    """Per run, the first logged step at which ``metric`` has made ``share`` of its change from
+    its first logged value to its last, in the direction it went (falling or rising); a run
+    whose metric ends where it started never moves."""
+    steps = {}
+    for run_id, rows in metrics.dropna(subset=[metric]).sort_values("step").groupby("run_id"):
+        values = rows[metric].to_numpy(dtype=float)
+        change = values[-1] - values[0]
+        if change == 0:
+            continue
+        target = values[0] + share * change
+        moved = values >= target if change > 0 else values <= target
+        steps[run_id] = int(rows["step"].to_numpy()[np.argmax(moved)])
+    return pd.Series(steps, dtype=float)
+
+
 def _leads(c: ex.LeadsCheck, runs: pd.DataFrame, metrics: pd.DataFrame | None):
-    want = f"{c.metric} reaches {c.threshold:g} no later than {c.ahead_of} in >= {c.min_share:.0%} of those runs"
+    moment = f"has made {c.moved:.0%} of its change" if c.moved is not None else f"reaches {c.threshold:g}"
+    want = f"{c.metric} {moment} no later than {c.ahead_of} reaches {c.threshold:g} in >= {c.min_share:.0%} of those runs"
     rows = _rows_with(metrics, runs, c.metric)
     if rows is None:
         return False, f"no {c.metric} values (the metric does not apply to this task or model)", want
     ahead = _first_step(rows, c.ahead_of, c.threshold)
-    leader = _first_step(rows, c.metric, c.threshold).reindex(ahead.index)
+    leading = _first_moved(rows, c.metric, c.moved) if c.moved is not None else _first_step(rows, c.metric, c.threshold)
+    leader = leading.reindex(ahead.index)
     if ahead.empty:
         return False, f"{c.ahead_of} never reaches {c.threshold:g}: nothing to lead", want
     lead = (ahead - leader).to_numpy(dtype=float)  # NaN: the metric never reached it

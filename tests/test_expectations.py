@@ -75,6 +75,8 @@ def test_the_metric_names_are_the_stores():
         ({"claim": "x", "fit": {"x": "decoder_wd", "y": "t_val"}}, "expect[0].fit.min_r2", "missing"),
         ({"claim": "x", "leads": {"metric": "val_acc"}}, "expect[0].leads.ahead_of", "missing"),
         ({"claim": "x", "leads": {"metric": "rqi", "ahead_of": "val_acc", "lead": 3}}, "expect[0].leads.lead", "unknown key"),
+        ({"claim": "x", "leads": {"metric": "perturbed_entropy", "ahead_of": "val_acc", "moved": 0}}, "expect[0].leads.moved", "(0, 1]"),
+        ({"claim": "x", "leads": {"metric": "perturbed_entropy", "ahead_of": "val_acc", "moved": 1.5}}, "expect[0].leads.moved", "(0, 1]"),
         ({"claim": "x", "speedup": {"of": {"decoder_wd": 1}, "over": {"decoder_wd": 0}}}, "expect[0].speedup.at_least", "missing"),
         ({"claim": "x", "speedup": {"of": {"decoder_wd": 1}, "over": {"decoder_wd": 1}, "at_least": 2}}, "expect[0].speedup.over", "same runs"),
         ({"claim": "x", "speedup": {"of": {}, "over": {"decoder_wd": 0}, "at_least": 2}}, "expect[0].speedup.of", "selects every run"),
@@ -217,6 +219,32 @@ def test_leads_compares_first_steps_per_run():
     assert not check(CLAIMS[4], table, late).passed
     verdict = check(CLAIMS[4], table, metrics.assign(commutativity_acc=np.nan))
     assert not verdict.passed and "does not apply" in verdict.measured
+
+
+def test_leads_with_moved_times_a_metric_by_its_own_change_in_either_direction():
+    claim = {"claim": "entropy first", "leads": {"metric": "perturbed_entropy", "moved": 0.5, "ahead_of": "val_acc", "threshold": 0.9}}
+    steps = np.arange(0, 1000, 100)
+
+    def frame(falls_at: dict[str, int], val_at: dict[str, int], sign: float = -1.0) -> pd.DataFrame:
+        # The entropy steps from 3 to 3 + 2 * sign at falls_at (its half-way moment); val jumps at val_at.
+        return pd.DataFrame([{"run_id": run, "step": s, "perturbed_entropy": 3.0 + sign * 2.0 * (s >= falls_at[run]),
+                              "val_acc": float(s >= val_at[run])} for run in falls_at for s in steps])
+
+    table = GOOD[GOOD["run_id"].isin(["r2", "r3"])]
+    ahead = frame({"r2": 300, "r3": 500}, {"r2": 500, "r3": 500})
+    verdict = check(claim, table, ahead)
+    assert verdict.passed and "2/2" in verdict.measured and "median lead 100 steps" in verdict.measured
+    assert "has made 50% of its change" in verdict.expected
+    assert check(claim, table, frame({"r2": 300, "r3": 500}, {"r2": 500, "r3": 500}, sign=1.0)).passed  # rising works too
+    behind = frame({"r2": 300, "r3": 700}, {"r2": 500, "r3": 500})
+    verdict = check(claim, table, behind)
+    assert not verdict.passed and "1/2" in verdict.measured
+    flat = ahead.assign(perturbed_entropy=3.0)  # no change: the metric never moves, no lead
+    assert not check(claim, table, flat).passed
+    # Without moved, the threshold reads an entropy of 3 as having "reached 0.9" at step 0: a lead
+    # that says nothing. That is why the metric's own change times it.
+    trivial = check({**claim, "leads": {k: v for k, v in claim["leads"].items() if k != "moved"}}, table, ahead)
+    assert "median lead 500 steps" in trivial.measured
 
 
 def test_reaches_checks_the_first_step_a_metric_crosses_a_value():
