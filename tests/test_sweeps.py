@@ -17,7 +17,8 @@ SWEEPS = sorted((Path(__file__).parent.parent / "sweeps").glob("*.yaml"))
 
 def test_there_is_a_sweep_per_task_family():
     families = {load_spec(path).task.name for path in SWEEPS}
-    assert families >= {"toy_addition", "modular", "permutation", "digits", "sparse_linear", "matrix_completion", "mnist"}
+    assert families >= {"toy_addition", "modular", "permutation", "digits", "sparse_linear", "matrix_completion", "mnist",
+                        "margin_linear"}
 
 
 def with_local_files(spec, folder: Path):

@@ -18,7 +18,7 @@ from grokgrid.tasks.modular_spec import MODULAR_OPS
 from grokgrid.tasks.permutations import OPERATIONS as PERMUTATION_OPERATIONS
 from grokgrid.tasks.permutations import PermutationGroup
 from grokgrid.tasks.permutations_spec import PERMUTATION_OPS
-from grokgrid.tasks.sparse import MatrixCompletion, SparseLinearClassification
+from grokgrid.tasks.sparse import MarginLinearClassification, MatrixCompletion, SparseLinearClassification
 from mnist_files import fake_mnist, write_mnist
 
 P = 7
@@ -196,6 +196,24 @@ def test_sparse_linear_classification_is_separated_by_its_sparse_teacher():
         SparseLinearClassification(distribution="uniform")
 
 
+def test_margin_linear_classification_is_separated_by_its_dense_teacher_with_the_margin():
+    task = MarginLinearClassification(n_samples=300, dim=400, margin=6.0, data_seed=1)
+    x, y, classes = task.inputs(), task.signs(), task.targets()
+    assert x.shape == (300, 400) and task.n_features == 400 and task.n_classes == 2
+    w = task.teacher()
+    assert abs(float(w.norm()) - 1) < 1e-12
+    assert int((w.abs() > 1e-3).sum()) > 350  # dense: the signal is spread over the coordinates
+    assert float((y * (x @ w)).min()) >= 3.0  # every point at least margin / 2 from the hyperplane
+    assert torch.equal(classes, (y > 0).long())
+    assert 0.3 < float(classes.float().mean()) < 0.7
+    assert torch.equal(x, MarginLinearClassification(n_samples=300, dim=400, margin=6.0, data_seed=1).inputs())
+    assert not torch.equal(x, MarginLinearClassification(n_samples=300, dim=400, margin=6.0, data_seed=2).inputs())
+    flat = MarginLinearClassification(n_samples=300, dim=400, margin=0.0, data_seed=1)
+    assert torch.equal(flat.signs(), y)  # the labels come before the shift: a margin of 0 keeps them
+    with pytest.raises(ValueError):
+        MarginLinearClassification(margin=-1.0)
+
+
 def test_matrix_completion_has_a_low_rank_target():
     task = MatrixCompletion(dim=12, rank=2, data_seed=3)
     m = task.matrix()
@@ -220,7 +238,7 @@ def test_spec_choices_match_the_implementations():
 
 SMALL = {"toy_addition": {"p": 7}, "modular": {"p": 7, "op": "div"}, "permutation": {"n": 3}, "digits": {},
          "sparse_linear": {"n_samples": 20, "dim": 8}, "matrix_completion": {"dim": 6, "rank": 2},
-         "mnist": {"n_images": 12}}
+         "mnist": {"n_images": 12}, "margin_linear": {"n_samples": 20, "dim": 8}}
 
 
 @pytest.mark.parametrize("name", sorted(TASKS))

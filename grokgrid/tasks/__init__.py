@@ -12,7 +12,7 @@ from grokgrid.tasks.digits_spec import DigitsSpec
 from grokgrid.tasks.mnist_spec import MnistSpec
 from grokgrid.tasks.modular_spec import ModularSpec
 from grokgrid.tasks.permutations_spec import PermutationSpec
-from grokgrid.tasks.sparse_spec import MatrixCompletionSpec, SparseLinearSpec
+from grokgrid.tasks.sparse_spec import MarginLinearSpec, MatrixCompletionSpec, SparseLinearSpec
 from grokgrid.tasks.spec_base import TaskData, TaskSpec
 from grokgrid.tasks.toy_addition_spec import ToyAdditionSpec
 
@@ -22,5 +22,5 @@ __all__ = ["TASKS", "TaskData", "TaskSpec"]
 TASKS: dict[str, type[TaskSpec]] = {
     spec.name: spec
     for spec in (ToyAdditionSpec, ModularSpec, PermutationSpec, DigitsSpec, SparseLinearSpec, MatrixCompletionSpec,
-                 MnistSpec)
+                 MnistSpec, MarginLinearSpec)
 }

@@ -13,6 +13,14 @@ fraction of the caller's split decides n_train; the rest is the test set. ``targ
 class ids (1 for +1, 0 for -1) so that a two-logit output [-f/2, f/2] under cross-entropy is
 exactly the logistic loss log(1 + exp(-y f)); ``signs()`` are the +-1 labels.
 
+**MarginLinearClassification** (Lyu et al.'s misgrokking data, their
+``gen_l2_separated_linear_classification``): a dense unit teacher w (standard normal, normalised),
+``n_samples`` points g ~ N(0, I_dim), label y = sign(<g, w>) (a tie, of probability zero, counts as
+-1 as in their code), then x = g + y (margin / 2) w: the classes are separated by an l2 margin of
+``margin`` along w, while each coordinate carries only ~margin / (2 sqrt(dim)) of it. A kernel
+(l2) predictor generalises; a sparse (max l1-margin) one, which the late phase of a diagonal net
+prefers, does not: val accuracy first high, then falling.
+
 **MatrixCompletion**: a dim x dim matrix M = U V^T / sqrt(rank), U and V [dim, rank] standard
 normal (entries have unit variance). Every entry is an example: ``inputs()`` are the (i, j)
 index pairs [dim^2, 2] (row-major) and ``targets()`` the real values M[i, j]; the observed
@@ -81,6 +89,54 @@ class SparseLinearClassification:
         """[n_samples] float64 labels in {-1, +1}."""
         margin = self.inputs() @ self.teacher()
         return torch.where(margin >= 0, 1.0, -1.0).to(torch.float64)
+
+    def targets(self) -> torch.Tensor:
+        """[n_samples] int64 class ids: 1 for label +1, 0 for -1."""
+        return (self.signs() > 0).to(torch.int64)
+
+
+@dataclass(frozen=True)
+class MarginLinearClassification:
+    n_samples: int = 1000
+    dim: int = 1000
+    margin: float = 25.0
+    data_seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.n_samples < 2:
+            raise ValueError(f"n_samples must be at least 2, got {self.n_samples}")
+        if not self.margin >= 0:
+            raise ValueError(f"margin must be >= 0, got {self.margin}")
+
+    n_tokens = None
+    n_classes = 2
+
+    @property
+    def n_features(self) -> int:
+        return self.dim
+
+    @property
+    def n_examples(self) -> int:
+        return self.n_samples
+
+    def teacher(self) -> torch.Tensor:
+        """[dim] float64 unit vector w (standard normal, normalised)."""
+        w = torch.randn(self.dim, generator=_generator(self.data_seed, "margin_linear_teacher"), dtype=torch.float64)
+        return w / w.norm()
+
+    def _draw(self) -> tuple[torch.Tensor, torch.Tensor]:
+        w = self.teacher()
+        g = torch.randn(self.n_samples, self.dim, generator=_generator(self.data_seed, "margin_linear_inputs"), dtype=torch.float64)
+        y = torch.where(g @ w > 0, 1.0, -1.0).to(torch.float64)
+        return g.add_(y.unsqueeze(1) * (self.margin / 2) * w), y
+
+    def inputs(self, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+        """[n_samples, dim] points, shifted by +-margin/2 along w (drawn in float64, then cast)."""
+        return self._draw()[0].to(dtype)
+
+    def signs(self) -> torch.Tensor:
+        """[n_samples] float64 labels in {-1, +1}."""
+        return self._draw()[1]
 
     def targets(self) -> torch.Tensor:
         """[n_samples] int64 class ids: 1 for label +1, 0 for -1."""

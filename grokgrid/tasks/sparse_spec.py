@@ -1,5 +1,5 @@
-"""The specs of Lyu et al.'s provable-grokking tasks (sparse.py): sparse linear classification
-and low-rank matrix completion. Their data come from the task's ``data_seed``, not a run's."""
+"""The specs of Lyu et al.'s provable-grokking tasks (sparse.py): sparse linear classification,
+linear classification with a large l2 margin (misgrokking) and low-rank matrix completion. Their data come from the task's ``data_seed``, not a run's."""
 
 from __future__ import annotations
 
@@ -45,6 +45,35 @@ class SparseLinearSpec(TaskSpec):
 
         data = SparseLinearClassification(self.n_samples, self.dim, self.sparsity, data_seed=self.data_seed)
         return TaskData(data.inputs(dtype), data.targets(), data.n_classes, None, None, None, False, False)
+
+
+@dataclass(frozen=True)
+class MarginLinearSpec(TaskSpec):
+    """``n_samples`` Gaussian points in R^dim whose classes a dense unit teacher separates by an
+    l2 margin ``margin`` (Lyu et al.'s misgrokking data). ``loss`` "ce" (the default) is their
+    logistic loss through the diagonal net's two logits."""
+
+    name: str = tag("margin_linear")
+    n_samples: int = parameter(1000, minimum=2)
+    dim: int = parameter(1000, minimum=1)
+    margin: float = parameter(25.0, minimum=0)
+    data_seed: int = parameter(0, minimum=0)
+    loss: str = parameter("ce", choices=LOSSES)
+
+    models: ClassVar[tuple[str, ...]] = ("diagonal", "mlp")
+
+    @property
+    def n_examples(self) -> int:
+        return self.n_samples
+
+    def load(self, *, dtype: torch.dtype, sequences: bool = False, with_op: bool = False) -> TaskData:
+        import torch
+
+        from grokgrid.tasks.sparse import MarginLinearClassification
+
+        data = MarginLinearClassification(self.n_samples, self.dim, self.margin, data_seed=self.data_seed)
+        inputs, signs = data._draw()
+        return TaskData(inputs.to(dtype), (signs > 0).to(torch.int64), data.n_classes, None, None, None, False, False)
 
 
 @dataclass(frozen=True)
