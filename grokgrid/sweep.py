@@ -292,11 +292,13 @@ def launch(
             verbose=0,
             callbacks=[_TuneCallback(sweep_dir.uri)],
             failure_config=tune.FailureConfig(max_failures=resources.max_failures),
-            # Every checkpoint is kept while the sweep runs: Tune saves its experiment state
-            # only every so often, and a restore after a killed driver asks for the checkpoint
-            # that state names, which may be several behind the latest (the CLI prunes them
-            # once every run is done).
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
+            # Only each pack's latest Tune checkpoint is kept (a big pack's state is large and a
+            # long run takes many). Tune saves its experiment state only every so often, so a
+            # restore after a killed driver may name a checkpoint since rotated away: the
+            # trainable then warns and starts from the results folder's own copy, which is
+            # always the latest (trainable._restore; test_resume's kill tests). The CLI prunes
+            # both once every run is done.
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
         ),
     )
     return _fit(tuner, sweep_dir, by_id, on_progress, on_pack_done)
