@@ -29,7 +29,8 @@ SWEEP_PINS = {
     "grokfast_transformer": (8, "ddabeb2da2eb21d410fb88cbad6fe7a709b2afb330fec017134ba28192cb918a", "2c8308bd528958720dc569611f4a7774e3eee962a6625643c10817e67602defe"),
     "grokfast_transformer_paper": (6, "2f6472eab070d49aa00668fdfdfaa0479c43cd0cb011b08d0824fb793096fe8b", "354e6e822d282687c42f90b6a7efec381e147975719a3a2db74c01b8b434ccc7"),
     "liu_lr": (147, "39a2967354b3f25f34165103104b661298338ae7724c26c678a04f43ac5d5c33", "34b08c6ddc0865b3146591d9c8bd12ec6bbb942f5660ee2b1952df2361e45451"),
-    "nanda_fraction": (12, "3470bcc40b3f9534ae1f9306d3c1da09bfcba823915f79c3c4a57ef7625185d8", "690e100cd7ef18197567cbaa3a4961bca2906b71a656cecce03309a4696cec4e"),
+    # + Tan & Huang's perturbed-entropy claim (issue 16): the same runs, a new dump
+    "nanda_fraction": (12, "3470bcc40b3f9534ae1f9306d3c1da09bfcba823915f79c3c4a57ef7625185d8", "590339fcb0cbf5a52829fff424b6dc4a7d42633777b8ca10b5968f11d4853116"),
     "nanda_fraction_paper": (21, "4a8fbd7be714f6fa1917a1a183d6889b2dcbb7848cff262d702279a38244d920", "5c89b1d447b8f33c4770d9cc2901951c0d47b1bb07b87fd6fe60087f273ae293"),
     "lyu_matrix": (8, "d656ed00edd3127b897e8f730402c7403b2718bc927497ac4445ae510df7cb72", "c79b712a4732a75a09581230cac5bb71b9787a206feab8769755b25087de6599"),
     # Lyu et al.'s setup (logistic loss, alpha = initial norm): a new recipe, so new run ids; the
@@ -51,6 +52,10 @@ SWEEP_PINS = {
     "varma_ungrokking_mlp": (24, "c330e4168bbabe741da59797bab76e4d0b0ef5b4478f81ba22ad03225fbd6a99", "bf126e0ce3fda44333f9156e6475191e183b1f9e7f391785c404f21b77d449ec"),
     # Varma et al.'s semi-grokking (issue 16): pinned as first shipped
     "varma_semigrokking_mlp": (12, "ccaef9fae5eaaac5a4b7649757a5f76b41e0011689bce918724226d3b879dc27", "711479dbed5b90dc8029d399486e5f3e0a102f83fcd5f76f0d9dc48d3b528c42"),
+    # Grokfast on its own MLP setup, Omnigrok's digits at alpha 8 (issue 16): pinned as first shipped
+    "grokfast_digits": (4, "a471cd0cff1184c8ac7e8b00b68993cb9a05155ec36d0c70a232d7532b830d0b", "b0d38f3a6254bc7bb45a38bb51fa74c7a7ab22f2cd967c7f629c588cbb4113dd"),
+    # Lyu et al.'s misgrokking (issue 16): pinned as first shipped
+    "lyu_misgrokking": (8, "35594429a9a86135b16c85978d3483b8b9e46006edc000bb6923b4cacde178e4", "bcff08415ac91a1afd7f144429b85a790eb0ee623ff99e1935c1497687135d7f"),
     "varma_ungrokking": (18, "bdbc349ff04762ff5f6142416e091d7d5e92e6d6777de2687f588dab83680a4f", "d223273b970f43f5a7b723803bacf3656b67f06288259e2112e6f293e7847d6e"),
     "s5_transformer": (6, "d264178dc398c8e942f686dafe930e24f4c2e754a20b54c4d84e01598a4de225", "e6ce80813a9a6b705d9d3ee4c1c125dd76b7d102320661a4b36d60bbe9db7534"),
 }
@@ -67,6 +72,8 @@ DEFAULT_PINS = {
     ("sparse_linear", "mlp"): "3702b21cda030fe3b026ccd5fc342d85cf78c881c059193604d7ba8ee1b46cff",
     ("matrix_completion", "factorized"): "4e19ac048f76dc6e2c8aeddd2af54058c44e419b74430c34efe12165b26034c4",
     ("mnist", "mlp"): "13be2a9a947d4edea2a68662d3b70d1c1176c042a21c775ba6f79762f4248686",
+    ("margin_linear", "diagonal"): "734655247b4298d1be1189c1b72e5a663b7a2d3124e1e73904848b7e45f7ddb4",
+    ("margin_linear", "mlp"): "f7d1a479007efe5d050d84d451c2cc923b90eeb55ef1f02b5f6a751c7746808f",
 }
 
 
