@@ -19,7 +19,7 @@ import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import pandas as pd
 
@@ -90,6 +90,10 @@ class Sweep:
 
     def report(self, axes: tuple[str, str] | None = None, facet: str | None = None, out: PathLike | None = None):
         return report(self.path, axes=axes, facet=facet, out=out)
+
+    def figure(self, kind: str = "phase", axes: tuple[str, str] | str | None = None, facet: str | None = None,
+               out: PathLike | None = None, **options):
+        return figure(self.path, kind, axes=axes, facet=facet, out=out, **options)
 
 
 def open(results: PathLike) -> Sweep:  # noqa: A001 - grokgrid.open reads like the builtin on purpose
@@ -383,16 +387,24 @@ def report(results: PathLike, axes: tuple[str, str] | str | None = None, facet: 
     or the runs table is unreadable. Returns where it went."""
     sweep_dir = folder.existing(results)
     spec = folder.frozen_spec(sweep_dir)
+    found = _labelled_and_whole(sweep_dir, spec, "curves are never drawn")
+    verification = _verify(sweep_dir, spec, found) if spec.expect else None
+    return _report(sweep_dir, _axes_pair(axes), facet, out, reporter or driver.Reporter(), verification)
+
+
+def _labelled_and_whole(sweep_dir: Location, spec: SweepSpec, never: str) -> completion.Survey:
+    """The folder's survey, once it has labels, a readable runs table and no unreadable metrics
+    part (what the report and figures need); else Refused. ``never``: what is never
+    made from partial rows, for the message."""
     if not (sweep_dir / store.LABELS_FILE).is_file():
         raise Refused(f"{sweep_dir}: no {store.LABELS_FILE} yet; run `grokgrid classify {sweep_dir}` first")
     found = folder.survey(spec, sweep_dir)
     if found.table_problem:
         raise Refused(f"{found.table_problem}; `grokgrid resume {sweep_dir}` rebuilds it")
     if found.unreadable:
-        raise Refused(f"{found.unreadable[0].describe()}; curves are never drawn from partial rows: "
+        raise Refused(f"{found.unreadable[0].describe()}; {never} from partial rows: "
                       f"`grokgrid resume {sweep_dir}` trains the damaged run(s) again")
-    verification = _verify(sweep_dir, spec, found) if spec.expect else None
-    return _report(sweep_dir, _axes_pair(axes), facet, out, reporter or driver.Reporter(), verification)
+    return found
 
 
 def _axes_pair(axes: tuple[str, str] | str | None) -> tuple[str, str] | None:
@@ -422,6 +434,47 @@ def _report(sweep_dir: Location, axes, facet: str | None, out: PathLike | None, 
         raise Refused(f"cannot write {target} ({exc.strerror or ' '.join(str(exc).split())}); "
                       "pass --out FILE to write the report elsewhere") from None
     reporter.reported(path, sweep_dir)
+    return path
+
+
+# ----------------------------------------------------------------------------- figures
+
+
+def figure(results: PathLike, kind: str = "phase", *, axes: tuple[str, str] | str | None = None,
+           facet: str | None = None, out: PathLike | None = None, width: float | None = None, dpi: int | None = None,
+           max_runs: int | None = None, runs: Sequence[str] | str | None = None,
+           reporter: driver.Reporter | None = None) -> Path | Location:
+    """Write a static figure of a labelled sweep for a paper (figures/): ``kind`` 'phase' (the
+    phase diagram), 'delay' (t_val - t_train), 'accuracy' (final val accuracy), each over
+    ``axes`` (two swept hyperparameters, x then y; default the report's), or 'curves' (train and
+    val accuracy against the step: at most ``max_runs`` runs, default 16, chosen as the report
+    does, or the run ids ``runs``). ``facet``: one panel per value of another hyperparameter.
+    ``out``: a .pdf, .svg or .png (default <results>/figures/<kind>.pdf); ``width`` in inches
+    (default one journal column, 3.4), ``dpi`` for PNG (300). Refused (nothing written) on a
+    bad option or a folder without labels or with damaged rows. Returns where it went."""
+    from grokgrid import figures
+
+    pair = _axes_pair(axes)
+    run_ids = [r.strip() for r in runs.split(",") if r.strip()] if isinstance(runs, str) else runs
+    options = dict(width=figures.style.COLUMN_WIDTH_IN if width is None else width,
+                   dpi=figures.style.PNG_DPI if dpi is None else dpi, max_runs=max_runs, run_ids=run_ids)
+    figures.check_options(kind, axes=pair if kind == "curves" else None, **options)
+    if out is not None:
+        figures.output_format(out)
+    sweep_dir = folder.existing(results)
+    spec = folder.frozen_spec(sweep_dir)
+    _labelled_and_whole(sweep_dir, spec, "figures are never drawn")
+    target = sweep_dir / "figures" / f"{kind}.pdf" if out is None else as_location(str(out))
+    try:
+        path = figures.write_figure(sweep_dir, kind, out=target, axes=pair, facet=facet,
+                                    threshold=spec.phases.threshold, **options)
+    except store.DamagedFile as exc:
+        rebuilt = "classify" if exc.path.name == store.LABELS_FILE else "resume"
+        raise Refused(f"{exc}; `grokgrid {rebuilt} {sweep_dir}` rebuilds it") from None
+    except OSError as exc:
+        raise Refused(f"cannot write {target} ({exc.strerror or ' '.join(str(exc).split())}); "
+                      "pass --out FILE to write the figure elsewhere") from None
+    (reporter or driver.Reporter()).say(f"figure: {path}")
     return path
 
 

@@ -1,4 +1,4 @@
-"""The ``grokgrid`` command line: sweep, resume, status, classify, verify, report, ls.
+"""The ``grokgrid`` command line: sweep, resume, status, classify, verify, report, figure, ls.
 
 A thin layer over the library (api.py, driver.py): Typer options, rich output and exit codes.
 Bad input (a spec, a path, an option) is one line on stderr naming what is wrong and how to fix
@@ -99,7 +99,8 @@ class _RichReporter(driver.Reporter):
     in run-steps while training, and the phases as a table."""
 
     def say(self, text: str, alarm: bool = False) -> None:
-        (errors if alarm else console).print(text, markup=False)
+        # Not wrapped by rich: a line that ends in a path or URI stays one line to copy.
+        (errors if alarm else console).print(text, markup=False, soft_wrap=True)
 
     def warn(self, text: str) -> None:
         _warn(text)
@@ -356,6 +357,30 @@ def report(
     """Write report.html: the phase diagram and the runs' learning curves (opens offline)."""
     with _refusals():
         api.report(sweep_dir, axes, facet, out, reporter=_REPORTER)
+
+
+@app.command(cls=_Command)
+def figure(
+    sweep_dir: str = typer.Argument(..., metavar="RESULTS", help=SWEEP_DIR_HELP, show_default=False),
+    kind: str = typer.Option("phase", "--kind", help="phase (the phase diagram), delay (t_val - t_train), accuracy "
+                             "(final val accuracy), or curves (train/val accuracy against the step)."),
+    axes: Optional[str] = typer.Option(None, "--axes", help="Two swept hyperparameters, x then y, e.g. repr_lr,decoder_lr "
+                                       "(default: the report's). Not for curves."),
+    facet: Optional[str] = typer.Option(None, "--facet", help="Another hyperparameter: one panel per value."),
+    out: Optional[str] = typer.Option(None, "--out", help="The file; its suffix picks the format: .pdf, .svg or .png "
+                                      "(default: <RESULTS>/figures/<kind>.pdf)."),
+    width: Optional[float] = typer.Option(None, "--width", help="Width in inches (default 3.4, one journal column; "
+                                          "about 7 is a page)."),
+    dpi: Optional[int] = typer.Option(None, "--dpi", help="Resolution of a PNG (default 300)."),
+    max_runs: Optional[int] = typer.Option(None, "--max-runs", help="Curves: at most this many runs, chosen per phase as the "
+                                           "report does (default 16)."),
+    runs: Optional[str] = typer.Option(None, "--runs", metavar="ID,ID,...", help="Curves: exactly these run ids."),
+) -> None:
+    """Write a figure for a paper (PDF, SVG or PNG): the phase diagram, the grokking delay or the
+    final val accuracy over two swept hyperparameters, or the learning curves. Only reads the sweep."""
+    with _refusals():
+        api.figure(sweep_dir, kind, axes=axes, facet=facet, out=out, width=width, dpi=dpi, max_runs=max_runs, runs=runs,
+                   reporter=_REPORTER)
 
 
 @app.command(cls=_Command)
