@@ -1,4 +1,4 @@
-"""The ``grokgrid`` command line: sweep, resume, status, classify, verify, report, figure, ls.
+"""The ``grokgrid`` command line: sweep, resume, status, classify, verify, report, figure, track, ls.
 
 A thin layer over the library (api.py, driver.py): Typer options, rich output and exit codes.
 Bad input (a spec, a path, an option) is one line on stderr naming what is wrong and how to fix
@@ -14,7 +14,7 @@ import os
 import sys
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, NoReturn, Optional
+from typing import Iterator, List, NoReturn, Optional
 
 import typer
 from rich.console import Console
@@ -198,6 +198,11 @@ NUM_CPUS_OPTION = typer.Option(None, "--num-cpus", min=1, help="CPUs of the loca
 CPUS_PER_TRIAL_OPTION = typer.Option(None, "--cpus-per-trial", help=CPUS_HELP)
 GPUS_PER_TRIAL_OPTION = typer.Option(None, "--gpus-per-trial", help=GPUS_HELP)
 CONNECT_TIMEOUT_OPTION = typer.Option(driver.CONNECT_TIMEOUT_S, "--connect-timeout", min=0.1, help=CONNECT_HELP)
+TRACKER_HELP = ("TRACKER[=WHERE]: mlflow[=URI] (default $MLFLOW_TRACKING_URI, else the file store ./mlruns), "
+                "tensorboard[=FOLDER] (default ./tensorboard), wandb[=[ENTITY/]PROJECT] (default $WANDB_PROJECT, "
+                "else grokgrid). Repeat for several.")
+LOG_TO_OPTION = typer.Option(None, "--log-to", metavar="TRACKER[=WHERE]",
+                             help="Send the labelled runs to an experiment tracker at the end. " + TRACKER_HELP)
 
 
 @app.command(cls=_Command)
@@ -218,9 +223,11 @@ def sweep(
     connect_timeout: float = CONNECT_TIMEOUT_OPTION,
     yes: bool = typer.Option(False, "--yes", "-y", help=f"Start a very large sweep (>= {plan.CONFIRM_RUNS:,} runs or ~{plan.CONFIRM_HOURS:g} h) without asking."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (runs, packs, run-steps, a rough time) and exit: no Ray, nothing written."),
+    log_to: Optional[List[str]] = LOG_TO_OPTION,
 ) -> None:
     """Run every run of a sweep spec as Ray Tune trials, then classify and report."""
     with _refusals():
+        api.check_log_to(log_to, report)  # before anything is planned, trained or printed
         # The task's files too, even for a dry run: its plan sizes the model from the data.
         spec = folder.ready_to_train(driver.with_resources(api.load(spec_path), cpus_per_trial, gpus_per_trial))
         sweep_dir = folder.location("--storage", results) / spec.name
@@ -235,7 +242,7 @@ def sweep(
             return
         _confirm_size(spec, address, num_cpus, pack_size, yes)
         api.run_sweep(spec, results, overwrite=overwrite, report=report, address=address, num_cpus=num_cpus,
-                      pack_size=pack_size, connect_timeout=connect_timeout, yes=True, reporter=_REPORTER)
+                      pack_size=pack_size, connect_timeout=connect_timeout, yes=True, reporter=_REPORTER, log_to=log_to)
 
 
 @app.command(cls=_Command)
@@ -247,11 +254,13 @@ def resume(
     cpus_per_trial: Optional[float] = CPUS_PER_TRIAL_OPTION,
     gpus_per_trial: Optional[float] = GPUS_PER_TRIAL_OPTION,
     connect_timeout: float = CONNECT_TIMEOUT_OPTION,
+    log_to: Optional[List[str]] = LOG_TO_OPTION,
 ) -> None:
     """Finish an interrupted sweep: every run not done continues from its pack's last checkpoint."""
     with _refusals():
         api.resume_sweep(sweep_dir, report=report, address=address, num_cpus=num_cpus, cpus_per_trial=cpus_per_trial,
-                         gpus_per_trial=gpus_per_trial, connect_timeout=connect_timeout, reporter=_REPORTER)
+                         gpus_per_trial=gpus_per_trial, connect_timeout=connect_timeout, reporter=_REPORTER,
+                         log_to=log_to)
 
 
 @app.command(cls=_Command)
@@ -381,6 +390,18 @@ def figure(
     with _refusals():
         api.figure(sweep_dir, kind, axes=axes, facet=facet, out=out, width=width, dpi=dpi, max_runs=max_runs, runs=runs,
                    reporter=_REPORTER)
+
+
+@app.command(cls=_Command)
+def track(
+    sweep_dir: str = typer.Argument(..., metavar="RESULTS", help=SWEEP_DIR_HELP, show_default=False),
+    to: List[str] = typer.Option(..., "--to", metavar="TRACKER[=WHERE]", help=TRACKER_HELP, show_default=False),
+) -> None:
+    """Send a labelled sweep's finished runs to MLflow, TensorBoard or W&B: one tracker run per
+    run (hyperparameters, per-step metrics, phase label), grouped by sweep. Sending again
+    replaces the runs that changed and leaves the others."""
+    with _refusals():
+        api.track(sweep_dir, to, reporter=_REPORTER)
 
 
 @app.command(cls=_Command)
