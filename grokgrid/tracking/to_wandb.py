@@ -53,10 +53,21 @@ def wandb_id(sweep: str, run_id: str) -> str:
     return f"{safe}-{run_id}"
 
 
+def local_dir() -> Path:
+    """Where W&B keeps its local files (it adds wandb/): $WANDB_DIR, else here. Read at each
+    export and handed to wandb.init, since wandb reads its environment once per process."""
+    return Path(os.environ.get("WANDB_DIR") or ".").expanduser().resolve()
+
+
+def _mode() -> str | None:
+    """WANDB_MODE as wandb.init takes it (read at each export, as local_dir); None: W&B decides."""
+    mode = (os.environ.get("WANDB_MODE") or "").strip().lower()
+    return "offline" if mode == "dryrun" else (mode if mode in ("online", "offline", "disabled", "shared") else None)
+
+
 def ledger_path(entity: str | None, project: str) -> Path:
-    base = Path(os.environ.get("WANDB_DIR") or ".").expanduser().resolve()
     name = re.sub(r"[^A-Za-z0-9_.-]", "-", f"{entity}--{project}" if entity else project)
-    return base / "wandb" / "grokgrid" / f"{name}.json"
+    return local_dir() / "wandb" / "grokgrid" / f"{name}.json"
 
 
 def _read_ledger(path: Path) -> dict[str, str]:
@@ -104,7 +115,8 @@ def _log_run(wandb, entity: str | None, project: str, key: str, run: TrackedRun)
     config = {**run.params, "grokgrid.sweep": run.sweep, "grokgrid.run_id": run.run_id, "grokgrid.pack_id": run.pack_id}
     tags = [str(run.outcome["phase"])] if "phase" in run.outcome else []
     active = wandb.init(entity=entity, project=project, group=run.sweep, name=run.name, id=key, config=config,
-                        tags=tags, job_type="grokgrid", resume="allow", reinit="create_new", settings=settings)
+                        tags=tags, job_type="grokgrid", resume="allow", reinit="create_new", settings=settings,
+                        dir=str(local_dir()), mode=_mode())
     try:
         for step, row in run.rows():
             active.log(row, step=step)
@@ -113,4 +125,4 @@ def _log_run(wandb, entity: str | None, project: str, key: str, run: TrackedRun)
         active.finish()
 
 
-__all__ = ["check", "export", "ledger_path", "project_of", "wandb_id"]
+__all__ = ["check", "export", "ledger_path", "local_dir", "project_of", "wandb_id"]
