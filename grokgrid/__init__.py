@@ -14,7 +14,8 @@ grokgrid`` stays cheap (the console script guards Ctrl-C before the heavy import
 __version__ = "0.1.0"
 
 # Not "report": grokgrid.report is the report package; write one with grokgrid.open(...).report().
-_API = ("open", "Sweep", "Status", "Listing", "Verification", "run_sweep", "resume_sweep", "refine_sweep", "refine_plan", "status", "classify", "verify", "ls", "load")
+_API = ("open", "Sweep", "Status", "Listing", "Verification", "run_sweep", "resume_sweep", "refine_sweep", "refine_plan", "status", "classify", "verify", "ls", "load",
+        "figure", "track")
 __all__ = ["__version__", *_API, "Refused", "SweepInterrupted", "Reporter", "Quiet"]
 
 

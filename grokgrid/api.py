@@ -19,7 +19,7 @@ import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import pandas as pd
 
@@ -91,6 +91,13 @@ class Sweep:
     def report(self, axes: tuple[str, str] | None = None, facet: str | None = None, out: PathLike | None = None):
         return report(self.path, axes=axes, facet=facet, out=out)
 
+    def figure(self, kind: str = "phase", axes: tuple[str, str] | str | None = None, facet: str | None = None,
+               out: PathLike | None = None, **options):
+        return figure(self.path, kind, axes=axes, facet=facet, out=out, **options)
+
+    def track(self, to: str | list[str]):
+        return track(self.path, to)
+
 
 def open(results: PathLike) -> Sweep:  # noqa: A001 - grokgrid.open reads like the builtin on purpose
     """Open a sweep's results folder (a local path or a filesystem URI) for reading."""
@@ -116,12 +123,15 @@ def run_sweep(spec: PathLike | Mapping | SweepSpec, results: PathLike = "results
               report: bool = True, address: str | None = None, num_cpus: int | None = None,
               cpus_per_trial: float | None = None, gpus_per_trial: float | None = None,
               pack_size: int | None = None, connect_timeout: float = driver.CONNECT_TIMEOUT_S,
-              yes: bool = False, reporter: driver.Reporter | None = None) -> Sweep:
+              yes: bool = False, reporter: driver.Reporter | None = None, log_to: Sequence[str] | None = None) -> Sweep:
     """Train every run of ``spec`` not already done in ``results/<name>`` as Ray Tune trials
     (local Ray, or the cluster at ``address``), then classify and report; returns the sweep.
+    ``log_to``: trackers to send the labelled runs to at the end (``track``'s targets, e.g.
+    ["mlflow", "tensorboard=tb"]), checked before anything trains.
 
     A sweep large enough to ask for confirmation (plan.CONFIRM_RUNS runs or CONFIRM_HOURS)
     is refused unless ``yes``."""
+    targets = check_log_to(log_to, report)
     spec = folder.ready_to_train(driver.with_resources(load(spec), cpus_per_trial, gpus_per_trial))
     sweep_dir = folder.location("--storage", str(results)) / spec.name
     folder.check_new_sweep(spec, sweep_dir, overwrite)
@@ -140,14 +150,18 @@ def run_sweep(spec: PathLike | Mapping | SweepSpec, results: PathLike = "results
         _train_refine_report(held, spec, address, num_cpus, connect_timeout, pack_size, resume=False, report=report)
 
     driver.drive(sweep_dir, spec, reporter, work)
+    _log_runs(sweep_dir, targets, reporter)
     return Sweep(sweep_dir)
 
 
 def resume_sweep(results: PathLike, *, report: bool = True, address: str | None = None, num_cpus: int | None = None,
                  cpus_per_trial: float | None = None, gpus_per_trial: float | None = None,
-                 connect_timeout: float = driver.CONNECT_TIMEOUT_S, reporter: driver.Reporter | None = None) -> Sweep:
+                 connect_timeout: float = driver.CONNECT_TIMEOUT_S, reporter: driver.Reporter | None = None,
+                 log_to: Sequence[str] | None = None) -> Sweep:
     """Finish an interrupted sweep: every run not done continues from its pack's last
-    checkpoint (a damaged run from step 0); then classify and report."""
+    checkpoint (a damaged run from step 0); then classify and report (and send the runs to
+    the trackers of ``log_to``, as ``run_sweep``)."""
+    targets = check_log_to(log_to, report)
     sweep_dir = folder.existing(results)
     spec = folder.ready_to_train(driver.with_resources(folder.frozen_spec(sweep_dir), cpus_per_trial, gpus_per_trial))
     reporter = reporter or driver.Reporter()
@@ -156,7 +170,33 @@ def resume_sweep(results: PathLike, *, report: bool = True, address: str | None 
         _train_refine_report(held, spec, address, num_cpus, connect_timeout, None, resume=True, report=report)
 
     driver.drive(sweep_dir, spec, reporter, work)
+    _log_runs(sweep_dir, targets, reporter)
     return Sweep(sweep_dir)
+
+
+def check_log_to(log_to: Sequence[str] | str | None, report: bool) -> list:
+    """The trackers a sweep will send its runs to (tracking.Target), checked, and their
+    packages importable, before anything trains: a missing package found after hours of
+    training would be found too late."""
+    if not log_to:
+        return []
+    from grokgrid import tracking
+
+    if not report:
+        raise Refused("--log-to sends the labelled runs, and --no-report skips the labels; drop --no-report, "
+                      "or run `grokgrid track RESULTS --to ...` after `grokgrid classify`")
+    return tracking.parse_targets([log_to] if isinstance(log_to, str) else log_to, "--log-to")
+
+
+def _log_runs(sweep_dir: Location, targets: list, reporter: driver.Reporter) -> None:
+    """The end of a sweep with --log-to: the labelled runs to each tracker. The sweep itself is
+    done and recorded by now; a tracker that fails says how to send the runs again."""
+    for target in targets:
+        try:
+            _track(sweep_dir, target, reporter)
+        except Refused as exc:
+            raise Refused(f"the sweep is done and labelled, but sending it failed: {exc}; "
+                          f"`grokgrid track {sweep_dir} --to {target}` tries again") from None
 
 
 # ----------------------------------------------------------------------------- refinement
@@ -383,16 +423,24 @@ def report(results: PathLike, axes: tuple[str, str] | str | None = None, facet: 
     or the runs table is unreadable. Returns where it went."""
     sweep_dir = folder.existing(results)
     spec = folder.frozen_spec(sweep_dir)
+    found = _labelled_and_whole(sweep_dir, spec, "curves are never drawn")
+    verification = _verify(sweep_dir, spec, found) if spec.expect else None
+    return _report(sweep_dir, _axes_pair(axes), facet, out, reporter or driver.Reporter(), verification)
+
+
+def _labelled_and_whole(sweep_dir: Location, spec: SweepSpec, never: str) -> completion.Survey:
+    """The folder's survey, once it has labels, a readable runs table and no unreadable metrics
+    part (what the report, figures and trackers need); else Refused. ``never``: what is never
+    made from partial rows, for the message."""
     if not (sweep_dir / store.LABELS_FILE).is_file():
         raise Refused(f"{sweep_dir}: no {store.LABELS_FILE} yet; run `grokgrid classify {sweep_dir}` first")
     found = folder.survey(spec, sweep_dir)
     if found.table_problem:
         raise Refused(f"{found.table_problem}; `grokgrid resume {sweep_dir}` rebuilds it")
     if found.unreadable:
-        raise Refused(f"{found.unreadable[0].describe()}; curves are never drawn from partial rows: "
+        raise Refused(f"{found.unreadable[0].describe()}; {never} from partial rows: "
                       f"`grokgrid resume {sweep_dir}` trains the damaged run(s) again")
-    verification = _verify(sweep_dir, spec, found) if spec.expect else None
-    return _report(sweep_dir, _axes_pair(axes), facet, out, reporter or driver.Reporter(), verification)
+    return found
 
 
 def _axes_pair(axes: tuple[str, str] | str | None) -> tuple[str, str] | None:
@@ -423,6 +471,82 @@ def _report(sweep_dir: Location, axes, facet: str | None, out: PathLike | None, 
                       "pass --out FILE to write the report elsewhere") from None
     reporter.reported(path, sweep_dir)
     return path
+
+
+# ----------------------------------------------------------------------------- figures, trackers
+
+
+def figure(results: PathLike, kind: str = "phase", *, axes: tuple[str, str] | str | None = None,
+           facet: str | None = None, out: PathLike | None = None, width: float | None = None, dpi: int | None = None,
+           max_runs: int | None = None, runs: Sequence[str] | str | None = None,
+           reporter: driver.Reporter | None = None) -> Path | Location:
+    """Write a static figure of a labelled sweep for a paper (figures/): ``kind`` 'phase' (the
+    phase diagram), 'delay' (t_val - t_train), 'accuracy' (final val accuracy), each over
+    ``axes`` (two swept hyperparameters, x then y; default the report's), or 'curves' (train and
+    val accuracy against the step: at most ``max_runs`` runs, default 16, chosen as the report
+    does, or the run ids ``runs``). ``facet``: one panel per value of another hyperparameter.
+    ``out``: a .pdf, .svg or .png (default <results>/figures/<kind>.pdf); ``width`` in inches
+    (default one journal column, 3.4), ``dpi`` for PNG (300). Refused (nothing written) on a
+    bad option or a folder without labels or with damaged rows. Returns where it went."""
+    from grokgrid import figures
+
+    pair = _axes_pair(axes)
+    run_ids = [r.strip() for r in runs.split(",") if r.strip()] if isinstance(runs, str) else runs
+    options = dict(width=figures.style.COLUMN_WIDTH_IN if width is None else width,
+                   dpi=figures.style.PNG_DPI if dpi is None else dpi, max_runs=max_runs, run_ids=run_ids)
+    figures.check_options(kind, axes=pair if kind == "curves" else None, **options)
+    if out is not None:
+        figures.output_format(out)
+    sweep_dir = folder.existing(results)
+    spec = folder.frozen_spec(sweep_dir)
+    _labelled_and_whole(sweep_dir, spec, "figures are never drawn")
+    target = sweep_dir / "figures" / f"{kind}.pdf" if out is None else as_location(str(out))
+    try:
+        path = figures.write_figure(sweep_dir, kind, out=target, axes=pair, facet=facet,
+                                    threshold=spec.phases.threshold, **options)
+    except store.DamagedFile as exc:
+        rebuilt = "classify" if exc.path.name == store.LABELS_FILE else "resume"
+        raise Refused(f"{exc}; `grokgrid {rebuilt} {sweep_dir}` rebuilds it") from None
+    except OSError as exc:
+        raise Refused(f"cannot write {target} ({exc.strerror or ' '.join(str(exc).split())}); "
+                      "pass --out FILE to write the figure elsewhere") from None
+    (reporter or driver.Reporter()).say(f"figure: {path}")
+    return path
+
+
+def track(results: PathLike, to: Sequence[str] | str, reporter: driver.Reporter | None = None) -> list:
+    """Send a labelled sweep's finished runs to experiment trackers (tracking/): ``to`` holds
+    targets written TRACKER[=WHERE], e.g. "mlflow", "mlflow=http://host:5000",
+    "tensorboard=runs/tb", "wandb=team/project". One tracker run per grokgrid run, grouped by
+    sweep; sending again replaces changed runs and leaves the others. Returns what each did
+    (tracking.Exported). Refused on a bad target, a tracker package not installed, or a folder
+    without labels or with damaged rows."""
+    from grokgrid import tracking
+
+    targets = tracking.parse_targets([to] if isinstance(to, str) else to, "--to")
+    if not targets:
+        raise Refused("--to: give a tracker: mlflow, tensorboard or wandb (optionally TRACKER=WHERE)")
+    sweep_dir = folder.existing(results)
+    reporter = reporter or driver.Reporter()
+    return [_track(sweep_dir, target, reporter) for target in targets]
+
+
+def _track(sweep_dir: Location, target, reporter: driver.Reporter):
+    from grokgrid import tracking
+
+    spec = folder.frozen_spec(sweep_dir)
+    found = _labelled_and_whole(sweep_dir, spec, "tracker runs are never sent")
+    try:
+        labels = store.read_labels(sweep_dir)
+    except store.DamagedFile as exc:
+        raise Refused(f"{exc}; `grokgrid classify {sweep_dir}` rebuilds it") from None
+    finished = [r for r in found.states if r in found.finished]  # a damaged run is not finished: never sent
+    done = tracking.export(target, spec, labels, found.metrics, finished, found.recorded("pack_id"), reporter.say)
+    reporter.say(f"tracked: {done.describe()}")
+    if len(finished) < len(found.states):
+        reporter.warn(f"{len(found.states) - len(finished)} unfinished or damaged run(s) not sent; `grokgrid resume {sweep_dir}` "
+                      f"finishes them, then `grokgrid track {sweep_dir} --to {target}` sends them")
+    return done
 
 
 # ----------------------------------------------------------------------------- claims

@@ -1,4 +1,4 @@
-"""The ``grokgrid`` command line: sweep, resume, status, classify, verify, report, ls.
+"""The ``grokgrid`` command line: sweep, resume, status, classify, verify, report, figure, track, ls.
 
 A thin layer over the library (api.py, driver.py): Typer options, rich output and exit codes.
 Bad input (a spec, a path, an option) is one line on stderr naming what is wrong and how to fix
@@ -14,7 +14,7 @@ import os
 import sys
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, NoReturn, Optional
+from typing import Iterator, List, NoReturn, Optional
 
 import typer
 from rich.console import Console
@@ -99,7 +99,8 @@ class _RichReporter(driver.Reporter):
     in run-steps while training, and the phases as a table."""
 
     def say(self, text: str, alarm: bool = False) -> None:
-        (errors if alarm else console).print(text, markup=False)
+        # Not wrapped by rich: a line that ends in a path or URI stays one line to copy.
+        (errors if alarm else console).print(text, markup=False, soft_wrap=True)
 
     def warn(self, text: str) -> None:
         _warn(text)
@@ -197,6 +198,11 @@ NUM_CPUS_OPTION = typer.Option(None, "--num-cpus", min=1, help="CPUs of the loca
 CPUS_PER_TRIAL_OPTION = typer.Option(None, "--cpus-per-trial", help=CPUS_HELP)
 GPUS_PER_TRIAL_OPTION = typer.Option(None, "--gpus-per-trial", help=GPUS_HELP)
 CONNECT_TIMEOUT_OPTION = typer.Option(driver.CONNECT_TIMEOUT_S, "--connect-timeout", min=0.1, help=CONNECT_HELP)
+TRACKER_HELP = ("TRACKER[=WHERE]: mlflow[=URI] (default $MLFLOW_TRACKING_URI, else the file store ./mlruns), "
+                "tensorboard[=FOLDER] (default ./tensorboard), wandb[=[ENTITY/]PROJECT] (default $WANDB_PROJECT, "
+                "else grokgrid). Repeat for several.")
+LOG_TO_OPTION = typer.Option(None, "--log-to", metavar="TRACKER[=WHERE]",
+                             help="Send the labelled runs to an experiment tracker at the end. " + TRACKER_HELP)
 
 
 @app.command(cls=_Command)
@@ -217,9 +223,11 @@ def sweep(
     connect_timeout: float = CONNECT_TIMEOUT_OPTION,
     yes: bool = typer.Option(False, "--yes", "-y", help=f"Start a very large sweep (>= {plan.CONFIRM_RUNS:,} runs or ~{plan.CONFIRM_HOURS:g} h) without asking."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (runs, packs, run-steps, a rough time) and exit: no Ray, nothing written."),
+    log_to: Optional[List[str]] = LOG_TO_OPTION,
 ) -> None:
     """Run every run of a sweep spec as Ray Tune trials, then classify and report."""
     with _refusals():
+        api.check_log_to(log_to, report)  # before anything is planned, trained or printed
         # The task's files too, even for a dry run: its plan sizes the model from the data.
         spec = folder.ready_to_train(driver.with_resources(api.load(spec_path), cpus_per_trial, gpus_per_trial))
         sweep_dir = folder.location("--storage", results) / spec.name
@@ -234,7 +242,7 @@ def sweep(
             return
         _confirm_size(spec, address, num_cpus, pack_size, yes)
         api.run_sweep(spec, results, overwrite=overwrite, report=report, address=address, num_cpus=num_cpus,
-                      pack_size=pack_size, connect_timeout=connect_timeout, yes=True, reporter=_REPORTER)
+                      pack_size=pack_size, connect_timeout=connect_timeout, yes=True, reporter=_REPORTER, log_to=log_to)
 
 
 @app.command(cls=_Command)
@@ -246,11 +254,13 @@ def resume(
     cpus_per_trial: Optional[float] = CPUS_PER_TRIAL_OPTION,
     gpus_per_trial: Optional[float] = GPUS_PER_TRIAL_OPTION,
     connect_timeout: float = CONNECT_TIMEOUT_OPTION,
+    log_to: Optional[List[str]] = LOG_TO_OPTION,
 ) -> None:
     """Finish an interrupted sweep: every run not done continues from its pack's last checkpoint."""
     with _refusals():
         api.resume_sweep(sweep_dir, report=report, address=address, num_cpus=num_cpus, cpus_per_trial=cpus_per_trial,
-                         gpus_per_trial=gpus_per_trial, connect_timeout=connect_timeout, reporter=_REPORTER)
+                         gpus_per_trial=gpus_per_trial, connect_timeout=connect_timeout, reporter=_REPORTER,
+                         log_to=log_to)
 
 
 @app.command(cls=_Command)
@@ -356,6 +366,42 @@ def report(
     """Write report.html: the phase diagram and the runs' learning curves (opens offline)."""
     with _refusals():
         api.report(sweep_dir, axes, facet, out, reporter=_REPORTER)
+
+
+@app.command(cls=_Command)
+def figure(
+    sweep_dir: str = typer.Argument(..., metavar="RESULTS", help=SWEEP_DIR_HELP, show_default=False),
+    kind: str = typer.Option("phase", "--kind", help="phase (the phase diagram), delay (t_val - t_train), accuracy "
+                             "(final val accuracy), or curves (train/val accuracy against the step)."),
+    axes: Optional[str] = typer.Option(None, "--axes", help="Two swept hyperparameters, x then y, e.g. repr_lr,decoder_lr "
+                                       "(default: the report's). Not for curves."),
+    facet: Optional[str] = typer.Option(None, "--facet", help="Another hyperparameter: one panel per value."),
+    out: Optional[str] = typer.Option(None, "--out", help="The file; its suffix picks the format: .pdf, .svg or .png "
+                                      "(default: <RESULTS>/figures/<kind>.pdf)."),
+    width: Optional[float] = typer.Option(None, "--width", help="Width in inches (default 3.4, one journal column; "
+                                          "about 7 is a page)."),
+    dpi: Optional[int] = typer.Option(None, "--dpi", help="Resolution of a PNG (default 300)."),
+    max_runs: Optional[int] = typer.Option(None, "--max-runs", help="Curves: at most this many runs, chosen per phase as the "
+                                           "report does (default 16)."),
+    runs: Optional[str] = typer.Option(None, "--runs", metavar="ID,ID,...", help="Curves: exactly these run ids."),
+) -> None:
+    """Write a figure for a paper (PDF, SVG or PNG): the phase diagram, the grokking delay or the
+    final val accuracy over two swept hyperparameters, or the learning curves. Only reads the sweep."""
+    with _refusals():
+        api.figure(sweep_dir, kind, axes=axes, facet=facet, out=out, width=width, dpi=dpi, max_runs=max_runs, runs=runs,
+                   reporter=_REPORTER)
+
+
+@app.command(cls=_Command)
+def track(
+    sweep_dir: str = typer.Argument(..., metavar="RESULTS", help=SWEEP_DIR_HELP, show_default=False),
+    to: List[str] = typer.Option(..., "--to", metavar="TRACKER[=WHERE]", help=TRACKER_HELP, show_default=False),
+) -> None:
+    """Send a labelled sweep's finished runs to MLflow, TensorBoard or W&B: one tracker run per
+    run (hyperparameters, per-step metrics, phase label), grouped by sweep. Sending again
+    replaces the runs that changed and leaves the others."""
+    with _refusals():
+        api.track(sweep_dir, to, reporter=_REPORTER)
 
 
 @app.command(cls=_Command)

@@ -30,3 +30,22 @@ def _shutdown_ray_at_the_end():
     ray = sys.modules.get("ray")
     if ray is not None and ray.is_initialized():
         ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def quickstart_results(tmp_path_factory):
+    """sweeps/quickstart.yaml trained once per test session on local Ray, as `make demo` does
+    (16 runs in packs, classified and reported; ~30 s on 2 cores): the real results the figure
+    and tracker tests draw and export. Tests that change the folder work on a copy."""
+    from pathlib import Path
+
+    import ray
+
+    import grokgrid
+    from grokgrid import sweep
+
+    if not ray.is_initialized():
+        sweep.connect(num_cpus=2)
+    spec = Path(__file__).resolve().parent.parent / "sweeps" / "quickstart.yaml"
+    done = grokgrid.run_sweep(spec, results=tmp_path_factory.mktemp("quickstart"), reporter=grokgrid.Quiet())
+    return Path(done.path.local)
