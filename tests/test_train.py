@@ -640,3 +640,16 @@ def test_a_swept_intervention_strength_sizes_packs():
                            "grid": {"training.grokfast.lamb": [0.0, 2.0]}})
     plain = spec_from_dict({"name": "g", **FAMILIES["modular-mlp"], "training": {"steps": 2}})
     assert train.parameters_per_run(spec) == train.parameters_per_run(plain) > 0
+
+
+def test_a_trainer_flushes_subnormal_floats_to_zero():
+    # Weights that weight decay drives towards zero end subnormal, where CPU arithmetic is many
+    # times slower (lyu_misgrokking's last steps); the trainer's thread treats them as zero.
+    torch.set_flush_denormal(False)
+    tiny = torch.tensor([1e-30], dtype=torch.float32)
+    if (tiny * 1e-10).item() == 0.0:
+        pytest.skip("this CPU has no subnormal floats to flush")
+    spec = spec_from_dict({"name": "flush", "training": {"steps": 1}})
+    train.PackTrainer(spec, grid.expand(spec)[:1])
+    assert (tiny * 1e-10).item() == 0.0
+    assert (tiny * 1e-5).item() == pytest.approx(1e-35)  # a normal float is untouched
