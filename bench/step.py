@@ -25,6 +25,11 @@ reporting (what bench/packs.py also counts) come on top, and favour packs furthe
 shared 2-core machine repeat a measurement: ratios from single invocations varied by +-0.1.
 Run with PYTHONPATH pointing at an older checkout to measure it (before step_examples existed,
 the step's forward covers every example).
+
+``--profile N`` then runs N more training steps of the pack under ``torch.profiler`` and prints
+where they spent their time: the share in matrix products (mm, bmm, baddbmm, addmm, ...), the
+share in every other op, and the ops with the most self CPU time with their call counts per step
+(what a lever has to remove: per-op overhead shows as many calls of a few microseconds each).
 """
 
 from __future__ import annotations
@@ -80,6 +85,27 @@ def time_eval(state: train.PackState, evals: int) -> float:
     return (CLOCK() - started) / evals
 
 
+MATMULS = ("aten::mm", "aten::bmm", "aten::baddbmm", "aten::addmm", "aten::addbmm", "aten::matmul", "aten::linear")
+
+
+def profile_steps(state: train.PackState, steps: int, rows: int = 15) -> None:
+    """Where ``steps`` training steps of ``state`` spend their CPU time, op by op."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        time_steps(state, steps)
+    events = [e for e in prof.key_averages() if e.key.startswith("aten::")]
+    total = sum(e.self_cpu_time_total for e in events)
+    in_matmul = sum(e.self_cpu_time_total for e in events if e.key in MATMULS)
+    calls = sum(e.count for e in events)
+    print(f"profile of {steps} steps, K = {len(state.runs)}: {total / steps / 1e3:.3f} ms per step in aten ops, "
+          f"{100 * in_matmul / total:.1f}% of it in matrix products; {calls / steps:.0f} op calls per step "
+          f"({total / calls:.1f} us each on average)")
+    print(f"{'op':<28}{'share':>8}{'calls/step':>12}{'us/call':>10}")
+    for e in sorted(events, key=lambda e: e.self_cpu_time_total, reverse=True)[:rows]:
+        print(f"{e.key:<28}{100 * e.self_cpu_time_total / total:7.1f}%{e.count / steps:12.1f}{e.self_cpu_time_total / e.count:10.1f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--spec", default="bench/modular_mlp_bench.yaml")
@@ -90,6 +116,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (a trial uses one per CPU)")
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="cpu",
                         help="cpu: this thread's CPU time (robust to other processes; --threads 1 only); wall: elapsed")
+    parser.add_argument("--profile", type=int, default=0, metavar="N",
+                        help="then profile N training steps of the pack (torch.profiler): where the time goes, op by op")
     args = parser.parse_args()
     global CLOCK
     CLOCK = CLOCKS["wall" if args.threads > 1 else args.clock]
@@ -123,6 +151,8 @@ def main() -> None:
         throughput[k] = 1e3 / amortised
         print(f"{'K = ' + str(k):>10}" + "".join(f"{per_run[name]:11.3f}" for name in PHASES) + f"{throughput[k]:14.1f}")
     print(f"packed / alone (train step + one eval per {every} steps): {throughput[args.k] / throughput[1]:.2f}x")
+    if args.profile:
+        profile_steps(states[args.k], args.profile)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 from bench_modules import load
 
+from grokgrid import grid
 from grokgrid.spec import spec_from_dict
 
 
@@ -31,3 +32,18 @@ def test_the_matmul_peak_is_a_positive_rate():
     torch.set_num_threads(1)
     assert efficiency.matmul_peak((64, 64, 64), seconds=0.05) > 0
     assert efficiency.matmul_peak((4, 8, 16, 32), seconds=0.05) > 0
+
+
+def test_the_step_profile_names_the_matrix_products_and_counts_calls(capsys):
+    step = load("step")
+    spec = spec_from_dict({"name": "prof", "task": {"name": "toy_addition", "p": 5}, "model": {"name": "toy", "hidden": [8]},
+                           "training": {"steps": 10, "eval_every": 5}})
+    state = step.make_state(spec, grid.expand(spec), 2)
+    step.profile_steps(state, 3, rows=40)
+    out = capsys.readouterr().out
+    header, *rows = out.splitlines()
+    assert "K = 2" in header and "in matrix products" in header and "op calls per step" in header
+    ops = {line.split()[0]: line for line in rows[1:]}
+    assert "aten::baddbmm" in ops  # the toy model's layers
+    shares = [float(line.split()[1].rstrip("%")) for line in rows[1:]]
+    assert 0 < sum(shares) <= 100.5 and shares == sorted(shares, reverse=True)
