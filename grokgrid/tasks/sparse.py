@@ -42,8 +42,28 @@ def _generator(seed: int, purpose: str) -> torch.Generator:
     return torch.Generator().manual_seed(derive_seed(seed, purpose))
 
 
+class _LinearClassification:
+    """What the two linear classification datasets share: ``n_samples`` points of ``dim``
+    features, two classes, class ids from the +-1 labels of ``signs()``."""
+
+    n_tokens = None
+    n_classes = 2
+
+    @property
+    def n_features(self) -> int:
+        return self.dim
+
+    @property
+    def n_examples(self) -> int:
+        return self.n_samples
+
+    def targets(self) -> torch.Tensor:
+        """[n_samples] int64 class ids: 1 for label +1, 0 for -1."""
+        return (self.signs() > 0).to(torch.int64)
+
+
 @dataclass(frozen=True)
-class SparseLinearClassification:
+class SparseLinearClassification(_LinearClassification):
     n_samples: int = 1000
     dim: int = 1000
     sparsity: int = 3
@@ -57,17 +77,6 @@ class SparseLinearClassification:
             raise ValueError(f"sparsity must be in [1, dim={self.dim}], got {self.sparsity}")
         if self.n_samples < 2:
             raise ValueError(f"n_samples must be at least 2, got {self.n_samples}")
-
-    n_tokens = None
-    n_classes = 2
-
-    @property
-    def n_features(self) -> int:
-        return self.dim
-
-    @property
-    def n_examples(self) -> int:
-        return self.n_samples
 
     def teacher(self) -> torch.Tensor:
         """[dim] float64 w*: ones on the first ``sparsity`` coordinates."""
@@ -90,13 +99,10 @@ class SparseLinearClassification:
         margin = self.inputs() @ self.teacher()
         return torch.where(margin >= 0, 1.0, -1.0).to(torch.float64)
 
-    def targets(self) -> torch.Tensor:
-        """[n_samples] int64 class ids: 1 for label +1, 0 for -1."""
-        return (self.signs() > 0).to(torch.int64)
 
 
 @dataclass(frozen=True)
-class MarginLinearClassification:
+class MarginLinearClassification(_LinearClassification):
     n_samples: int = 1000
     dim: int = 1000
     margin: float = 25.0
@@ -107,17 +113,6 @@ class MarginLinearClassification:
             raise ValueError(f"n_samples must be at least 2, got {self.n_samples}")
         if not self.margin >= 0:
             raise ValueError(f"margin must be >= 0, got {self.margin}")
-
-    n_tokens = None
-    n_classes = 2
-
-    @property
-    def n_features(self) -> int:
-        return self.dim
-
-    @property
-    def n_examples(self) -> int:
-        return self.n_samples
 
     def teacher(self) -> torch.Tensor:
         """[dim] float64 unit vector w (standard normal, normalised)."""
@@ -138,9 +133,6 @@ class MarginLinearClassification:
         """[n_samples] float64 labels in {-1, +1}."""
         return self._draw()[1]
 
-    def targets(self) -> torch.Tensor:
-        """[n_samples] int64 class ids: 1 for label +1, 0 for -1."""
-        return (self.signs() > 0).to(torch.int64)
 
 
 @dataclass(frozen=True)
