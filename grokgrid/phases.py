@@ -31,7 +31,9 @@ Reported beside the phase (column ``detail``, "" when none applies), from the la
   in the last fifth of the steps has no room to show a plateau). That val accuracy is the mean
   (NaNs skipped) over steps in ``[t_mid - plateau_window * (last_step - first_step), t_mid]``, a
   window as wide as the plateau's; when that window holds no finite val acc (sparse, e.g.
-  log-spaced, logging), it reaches back to the last step ``<= t_mid`` with one. A curve still
+  log-spaced, logging), it reaches back to the last step ``<= t_mid`` with one; with none at
+  all (t_mid before the first step, as with a plateau window of half the run) nothing shows
+  the curve levelled off, and the run is not semi-grokking. A curve still
   rising at the end of the budget (Omnigrok digits: 0.45 at step 10k, 0.57 at 20k) is thus plain
   memorization, while a jump has the first half of the steps after it to settle, and both ends
   are window means, so that no single noisy eval decides;

@@ -18,6 +18,7 @@ backward pass and the update; their per-run state goes into the checkpoint.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import math
@@ -329,7 +330,6 @@ class PackTrainer:
     """
 
     def __init__(self, spec: SweepSpec, runs: Sequence[RunConfig], device: str | torch.device = "cpu"):
-        flush_denormals()
         spec = variant_of(spec, runs)
         self.spec = spec
         self.state = build_pack(spec, runs, device)
@@ -346,6 +346,10 @@ class PackTrainer:
         return not self.state.runs or (self.step >= self.spec.total_steps and self.step_logged)
 
     def rows(self) -> Iterator[list[dict]]:
+        with SubnormalsFlushed() as flushed:  # only while it computes: the caller's setting at each yield
+            yield from self._rows(flushed)
+
+    def _rows(self, flushed: SubnormalsFlushed) -> Iterator[list[dict]]:
         started = time.perf_counter() - self.elapsed_before
         total = self.spec.total_steps
         while self.state.runs:
@@ -364,7 +368,8 @@ class PackTrainer:
                 keep = [not (_diverged(row) or self.early_stop.decided(row)) for row in rows]
                 if not all(keep):
                     keep_runs(self.state, keep)
-                yield rows
+                with flushed.paused():
+                    yield rows
             if self.step >= total or not self.state.runs:  # done, or every run left the pack here
                 return
             enter_stage(self.state, stages.stage_of_update(self.stage_ends, self.step))
@@ -465,14 +470,39 @@ def keep_freed_memory() -> bool:
     return bool(libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD))
 
 
-def flush_denormals() -> bool:
-    """Have this thread's CPU arithmetic treat subnormal floats as zero (False where the CPU
-    cannot). Weight decay drives the weights a solution does not use towards zero for as long as
-    a run trains, and once they are subnormal (below 1.2e-38 in float32) every operation on them
-    is many times slower: the misgrokking sweep's last 2,000 of 10,000 steps took longer than
-    the 8,000 before them. Flushing changes values only below that bound, the same way packed or
-    alone (a thread-wide CPU flag: each trainer sets it for the thread that trains)."""
-    return torch.set_flush_denormal(True)
+def flushing_subnormals() -> bool:
+    """Does this thread's CPU arithmetic flush subnormal floats to zero now? (torch can set the
+    flag but not read it: a product that can only be subnormal tells.)"""
+    return torch.tensor([1e-30], dtype=torch.float32).mul_(1e-10).item() == 0.0
+
+
+class SubnormalsFlushed:
+    """While a trainer computes, its thread treats subnormal floats as zero; the setting it
+    found is back whenever control returns to the caller (``paused``, the end).
+
+    Weight decay drives the weights a solution does not use towards zero for as long as a run
+    trains, and once they are subnormal (below 1.2e-38 in float32) every operation on them is
+    many times slower: the misgrokking sweep's last 2,000 of 10,000 steps took longer than the
+    8,000 before them. Flushing changes values only below that bound, the same packed or alone.
+    It is a thread-wide CPU flag, so it is never left on for the caller's code (a notebook's own
+    arithmetic, or a test library that checks subnormals exist).
+    """
+
+    def __enter__(self) -> "SubnormalsFlushed":
+        self.before = flushing_subnormals()
+        torch.set_flush_denormal(True)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        torch.set_flush_denormal(self.before)
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        torch.set_flush_denormal(self.before)
+        try:
+            yield
+        finally:
+            torch.set_flush_denormal(True)
 
 
 def configure_worker(threads: int) -> torch.device:

@@ -791,9 +791,11 @@ def reference_details(steps, train, val, tl, vl, crit):
                 t_mid = min(t_semi + (last - t_semi) // 2, last - math.ceil(2 * crit.plateau_window * float(last - first)))
                 finite = [(s, b) for s, _, b, _, _ in rows if s <= t_mid and math.isfinite(b)]
                 half = [b for s, b in finite if s >= t_mid - crit.plateau_window * float(last - first)]
-                if not half:  # no eval in the window: the last one before it
+                if not half and finite:  # no eval in the window: the last one before it
                     half = [b for s, b in finite if s == finite[-1][0]]
-                if round(plateau - round(sum(half) / len(half), 12), 12) <= crit.plateau_rise_max:
+                # No eval at or before t_mid (a plateau window of half the run or more puts it
+                # before the first step): nothing shows the curve levelled off, so no semi-grokking.
+                if half and round(plateau - round(sum(half) / len(half), 12), 12) <= crit.plateau_rise_max:
                     detail = "semi-grokking"
         elif t_drop is not None:
             train_after = [a for s, a, _, _, _ in trusted if s >= t_drop and math.isfinite(a)]

@@ -642,14 +642,22 @@ def test_a_swept_intervention_strength_sizes_packs():
     assert train.parameters_per_run(spec) == train.parameters_per_run(plain) > 0
 
 
-def test_a_trainer_flushes_subnormal_floats_to_zero():
+def test_a_trainer_flushes_subnormal_floats_while_it_computes_and_never_for_its_caller(monkeypatch):
     # Weights that weight decay drives towards zero end subnormal, where CPU arithmetic is many
-    # times slower (lyu_misgrokking's last steps); the trainer's thread treats them as zero.
+    # times slower (lyu_misgrokking's last steps): the trainer's steps and evaluations treat them
+    # as zero, while the caller's code between rows keeps its own setting.
     torch.set_flush_denormal(False)
-    tiny = torch.tensor([1e-30], dtype=torch.float32)
-    if (tiny * 1e-10).item() == 0.0:
+    if train.flushing_subnormals():
         pytest.skip("this CPU has no subnormal floats to flush")
-    spec = spec_from_dict({"name": "flush", "training": {"steps": 1}})
-    train.PackTrainer(spec, grid.expand(spec)[:1])
-    assert (tiny * 1e-10).item() == 0.0
-    assert (tiny * 1e-5).item() == pytest.approx(1e-35)  # a normal float is untouched
+    seen = []
+    step, evaluate = train.train_step, train.evaluate
+    monkeypatch.setattr(train, "train_step", lambda state: (seen.append(train.flushing_subnormals()), step(state)))
+    monkeypatch.setattr(train, "evaluate", lambda state: (seen.append(train.flushing_subnormals()), evaluate(state))[1])
+    spec = spec_from_dict({"name": "flush", "training": {"steps": 6, "eval_every": 2}})
+    at_rows = [train.flushing_subnormals() for _ in train.run_pack(spec, grid.expand(spec)[:1])]
+    assert at_rows == [False] * 4 and not train.flushing_subnormals()
+    assert len(seen) == 6 + 4 and all(seen)
+    pairs = train.run_pack(spec, grid.expand(spec)[:1])
+    next(pairs)
+    pairs.close()  # a caller that stops early gets its setting back too
+    assert not train.flushing_subnormals()
