@@ -205,14 +205,17 @@ def _log_runs(sweep_dir: Location, targets: list, reporter: driver.Reporter) -> 
 def refine_sweep(results: PathLike, *, rounds: int | None = None, max_runs: int | None = None,
                  axes: tuple[str, ...] | str | None = None, report: bool = True, address: str | None = None,
                  num_cpus: int | None = None, cpus_per_trial: float | None = None, gpus_per_trial: float | None = None,
-                 connect_timeout: float = driver.CONNECT_TIMEOUT_S, reporter: driver.Reporter | None = None) -> Sweep:
+                 connect_timeout: float = driver.CONNECT_TIMEOUT_S, reporter: driver.Reporter | None = None,
+                 log_to: Sequence[str] | None = None) -> Sweep:
     """Refine a sweep's phase diagram where its labels change (refine.py): ``rounds`` more
     rounds (default: the spec's ``refine.rounds`` left, else 1), each adding runs in the cells
     whose corners disagree, trained and labelled before the next; ``axes`` (one or two; default
     the spec's, else the first two swept axes) and ``max_runs`` (a cap on all rounds' runs)
     set or change the spec's ``refine`` section, which the folder's spec then records with each
     round's points. Unfinished runs are finished first. A kill at any point resumes with
-    ``resume_sweep``: the recorded rounds' runs are part of the spec, and the rounds left run."""
+    ``resume_sweep``: the recorded rounds' runs are part of the spec, and the rounds left run.
+    ``log_to``: trackers to send the labelled runs to at the end, as ``run_sweep``."""
+    targets = check_log_to(log_to, report)
     sweep_dir = folder.existing(results)
     spec = _with_refine_request(folder.frozen_spec(sweep_dir), rounds, max_runs, axes)
     spec = folder.ready_to_train(driver.with_resources(spec, cpus_per_trial, gpus_per_trial))
@@ -222,6 +225,7 @@ def refine_sweep(results: PathLike, *, rounds: int | None = None, max_runs: int 
         _train_refine_report(held, spec, address, num_cpus, connect_timeout, None, resume=True, report=report)
 
     driver.drive(sweep_dir, spec, reporter, work)
+    _log_runs(sweep_dir, targets, reporter)
     return Sweep(sweep_dir)
 
 

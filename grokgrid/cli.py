@@ -276,9 +276,11 @@ def refine(
     cpus_per_trial: Optional[float] = CPUS_PER_TRIAL_OPTION,
     gpus_per_trial: Optional[float] = GPUS_PER_TRIAL_OPTION,
     connect_timeout: float = CONNECT_TIMEOUT_OPTION,
+    log_to: Optional[List[str]] = LOG_TO_OPTION,
 ) -> None:
     """Add runs where the phase diagram's labels change (boundary refinement), train and label them."""
     with _refusals():
+        api.check_log_to(log_to, report)  # before anything is planned or trained
         if dry_run:
             points = api.refine_plan(sweep_dir, max_runs=max_runs, axes=axes)
             seeds = len(api.open(sweep_dir).spec.grid.seed)
@@ -291,7 +293,7 @@ def refine(
             return
         api.refine_sweep(sweep_dir, rounds=rounds, max_runs=max_runs, axes=axes, report=report, address=address,
                          num_cpus=num_cpus, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
-                         connect_timeout=connect_timeout, reporter=_REPORTER)
+                         connect_timeout=connect_timeout, reporter=_REPORTER, log_to=log_to)
 
 
 @app.command(cls=_Command)

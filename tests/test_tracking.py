@@ -250,6 +250,16 @@ def test_log_to_without_the_labels_it_sends_is_refused_before_anything_starts(tm
     assert not (tmp_path / "results").exists()
 
 
+def test_refine_checks_its_log_to_before_it_plans_or_trains(shaped):
+    before = sorted(p.relative_to(shaped) for p in shaped.rglob("*"))
+    result = invoke("refine", shaped, "--log-to", "tensorboard", "--no-report")
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.startswith("error: --log-to sends the labelled runs, and --no-report skips the labels")
+    result = invoke("refine", shaped, "--log-to", "neptune")
+    assert result.exit_code == 2 and result.stderr.startswith("error: --log-to 'neptune': unknown tracker")
+    assert sorted(p.relative_to(shaped) for p in shaped.rglob("*")) == before
+
+
 @pytest.mark.parametrize("tracker, module", [("mlflow", "mlflow"), ("tensorboard", "tensorboardX"), ("wandb", "wandb")])
 def test_a_tracker_whose_package_is_missing_is_one_line_naming_the_extra(shaped, tmp_path, tracker, module):
     # sys.modules[name] = None makes `import name` fail as if the package were not installed.
@@ -257,7 +267,8 @@ def test_a_tracker_whose_package_is_missing_is_one_line_naming_the_extra(shaped,
     spec.write_text(yaml.safe_dump(quickstart_spec()))
     line = f"the {module} package is not installed; pip install 'grokgrid[{tracker}]'"
     for args, option in ((["track", str(shaped), "--to", tracker], "--to"),
-                         (["sweep", str(spec), "--results", str(tmp_path / "results"), "--log-to", tracker], "--log-to")):
+                         (["sweep", str(spec), "--results", str(tmp_path / "results"), "--log-to", tracker], "--log-to"),
+                         (["refine", str(shaped), "--log-to", tracker], "--log-to")):
         code = (f"import sys; sys.modules[{module!r}] = None; sys.argv = ['grokgrid', *{args!r}]; "
                 "from grokgrid.cli import run; run()")
         proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
