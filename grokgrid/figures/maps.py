@@ -30,7 +30,7 @@ from grokgrid.figures.scales import Scale, apply, scale_of
 from grokgrid.phases import DETAILS
 from grokgrid.report.axes import display_name, format_steps, format_value, sorted_unique
 from grokgrid.report.cells import SINGLE_CELL, cell_grid, ordered_phases, phase_color
-from grokgrid.report.diagram import _positions as lattice_positions  # the report's nearest-cell metric
+from grokgrid.report.diagram import lattice_positions  # the report's nearest-cell metric
 from grokgrid.report.overlays import overlays
 
 MAP_KINDS = ("phase", "delay", "accuracy")

@@ -161,7 +161,7 @@ def _nearest_fill(canvas: _Canvas, cells: pd.DataFrame, row: int, hover: Sequenc
     says no run is there and names the nearest cell, whose runs a click shows."""
     if cells.empty or len(cells) >= len(canvas.xs) * len(canvas.ys):
         return []
-    x_pos, y_pos = _positions(canvas.xs), _positions(canvas.ys)
+    x_pos, y_pos = lattice_positions(canvas.xs), lattice_positions(canvas.ys)
     cx = np.array([x_pos[x] for x in cells["x"]])
     cy = np.array([y_pos[y] for y in cells["y"]])
     taken = set(zip(cells["x"], cells["y"]))
@@ -197,8 +197,9 @@ def _nearest_fill(canvas: _Canvas, cells: pd.DataFrame, row: int, hover: Sequenc
     return traces
 
 
-def _positions(values: Sequence[object]) -> dict[object, float]:
-    """Where each axis value sits, scaled to [0, 1]: in decades on a positive axis spanning a
+def lattice_positions(values: Sequence[object]) -> dict[object, float]:
+    """Where each axis value sits, scaled to [0, 1] (the nearest-cell fill of the report and of
+    the figures measures distances in it): in decades on a positive axis spanning a
     decade or more, linearly on another numeric one, by rank on a categorical one."""
     numbers = pd.to_numeric(pd.Series(list(values), dtype=object), errors="coerce").to_numpy(dtype=float)
     if len(values) < 2 or np.isnan(numbers).any():
