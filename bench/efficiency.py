@@ -6,12 +6,16 @@ convolutions, forward and backward, from the shapes the model actually runs; ele
 are not counted, so this is the arithmetic a matmul unit could do, not all the work).
 ``matmul_peak`` times float32 matmuls on one thread, at a large square shape (the machine's best)
 and at the given shapes (a pack's own, which are small: the gap shows what small matmuls lose).
-bench/packs.py prints achieved GFLOP/s against both. Used by benchmarks only.
+bench/packs.py prints achieved GFLOP/s against both. ``elementwise_bandwidth`` times a float32
+multiply over tensors of a given size: the bytes a second an elementwise pass (an activation,
+its backward, an optimizer's pass) moves, which bounds everything outside the matmuls.
+Used by benchmarks only; ``python bench/efficiency.py`` prints both probes on one thread.
 """
 
 from __future__ import annotations
 
 import time
+import argparse
 from typing import Sequence
 
 import torch
@@ -53,3 +57,34 @@ def matmul_peak(shape: Sequence[int] = (1024, 1024, 1024), seconds: float = 1.0)
             torch.matmul(a, b)
         best = min(best, (time.perf_counter() - started) / 5)
     return flops / best
+
+
+def elementwise_bandwidth(n_floats: int, seconds: float = 1.0) -> float:
+    """Bytes a second of ``c = a * b`` over float32 tensors of ``n_floats`` (two read, one
+    written: 12 bytes an element) on this thread, the best of repeated timings."""
+    a, b, c = torch.randn(n_floats), torch.randn(n_floats), torch.empty(n_floats)
+    best = float("inf")
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline or best == float("inf"):
+        started = time.perf_counter()
+        for _ in range(5):
+            torch.mul(a, b, out=c)
+        best = min(best, (time.perf_counter() - started) / 5)
+    return 12.0 * n_floats / best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="This machine's fp32 matmul peak and elementwise bandwidth, one thread.")
+    parser.add_argument("--seconds", type=float, default=1.0, help="time each probe this long (best kept)")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    print(f"fp32 matmul at 1024^3: {matmul_peak(seconds=args.seconds) / 1e9:.1f} GFLOP/s")
+    # From a toy pack's biases to an MLP pack's activations (8 x 1392 x 128 = 1.4 M floats) and
+    # past the caches.
+    for n in (40_000, 320_000, 1_425_408, 16_000_000):
+        print(f"elementwise a * b over {n:>10,} floats ({12 * n / 2**20:6.1f} MiB moved): "
+              f"{elementwise_bandwidth(n, args.seconds) / 1e9:.1f} GB/s")
+
+
+if __name__ == "__main__":
+    main()

@@ -81,6 +81,7 @@ def main() -> None:
     parser.add_argument("--pack-size", default="auto", help="packed mode's pack size (auto: as grokgrid sweep)")
     parser.add_argument("--p", type=int, help="override task.p (e.g. 59 for the toy model at p = 59)")
     parser.add_argument("--repeats", type=int, default=1, help="measure both modes this many times; report the median ratio")
+    parser.add_argument("--fused", action="store_true", help="both modes with training.fused_optimizer: true")
     args = parser.parse_args()
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
@@ -96,13 +97,16 @@ def main() -> None:
         spec = dataclasses.replace(spec, task=dataclasses.replace(spec.task, p=args.p))
     if args.steps is not None:
         spec = dataclasses.replace(spec, training=dataclasses.replace(spec.training, steps=args.steps))
+    if args.fused:
+        spec = dataclasses.replace(spec, training=dataclasses.replace(spec.training, fused_optimizer=True))
     sweep.connect()
     slots = sweep.parallel_slots(spec.resources)
     n_runs = spec.grid.size()
     # The pack size `grokgrid sweep` would choose (driver.pack_size_for), or the one asked for.
     size = driver.pack_size_for(sweep, spec, n_runs, args.pack_size if args.pack_size == "auto" else int(args.pack_size))
     print(f"{spec.name}: {n_runs} runs x {spec.training.steps} steps, {slots} trial slots, device "
-          f"{'gpu' if spec.resources.gpus_per_trial else 'cpu'}", flush=True)
+          f"{'gpu' if spec.resources.gpus_per_trial else 'cpu'}, optimizer "
+          f"{'fused' if spec.training.fused_optimizer else 'foreach (default)'}", flush=True)
     ratios, training_ratios = [], []
     for repeat in range(args.repeats):
         # Alternate the order so that a machine getting slower (or faster) over the minutes of a

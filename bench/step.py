@@ -30,6 +30,10 @@ the step's forward covers every example).
 where they spent their time: the share in matrix products (mm, bmm, baddbmm, addmm, ...), the
 share in every other op, and the ops with the most self CPU time with their call counts per step
 (what a lever has to remove: per-op overhead shows as many calls of a few microseconds each).
+
+``--fused`` measures with ``training.fused_optimizer: true``; ``--compile`` wraps the step's
+forward and loss in ``torch.compile`` (inductor's C++ kernels; grokgrid itself does not compile:
+this measures what that lever would give, compile time printed apart).
 """
 
 from __future__ import annotations
@@ -53,6 +57,19 @@ def make_state(spec, runs, k: int) -> train.PackState:
     return train.PackTrainer(spec, chosen, "cpu").state
 
 
+def step_loss(state: train.PackState):
+    """The training step's forward: its examples' outputs and the pack's summed loss."""
+
+    def loss(inputs, targets, mask):
+        return metrics.masked_mean(train.per_example_loss(state, state.model(inputs), targets), mask).sum()
+
+    return loss
+
+
+# The forward (and so its backward) of each timed pack, compiled with --compile.
+COMPILED: dict[int, object] = {}
+
+
 def time_steps(state: train.PackState, steps: int) -> dict[str, float]:
     """Seconds per step of each phase, over ``steps`` training steps."""
     totals = dict.fromkeys(PHASES, 0.0)
@@ -61,8 +78,7 @@ def time_steps(state: train.PackState, steps: int) -> dict[str, float]:
         state.optimizer.zero_grad()
         if hasattr(train, "step_examples"):
             inputs, targets, mask = train.step_examples(state, train.batch_mask(state))
-            outputs = state.model(inputs)
-            loss = metrics.masked_mean(train.per_example_loss(state, outputs, targets), mask).sum()
+            loss = COMPILED.get(id(state), step_loss(state))(inputs, targets, mask)
         else:  # a tree from before step_examples (for before/after comparisons): all examples
             outputs = state.model(state.inputs)
             loss = metrics.masked_mean(train.per_example_loss(state, outputs), train.batch_mask(state)).sum()
@@ -118,15 +134,28 @@ def main() -> None:
                         help="cpu: this thread's CPU time (robust to other processes; --threads 1 only); wall: elapsed")
     parser.add_argument("--profile", type=int, default=0, metavar="N",
                         help="then profile N training steps of the pack (torch.profiler): where the time goes, op by op")
+    parser.add_argument("--fused", action="store_true", help="with training.fused_optimizer: true")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile the step's forward and loss (a lever measured, not one grokgrid uses)")
     args = parser.parse_args()
     global CLOCK
     CLOCK = CLOCKS["wall" if args.threads > 1 else args.clock]
 
     train.configure_worker(args.threads)  # as a trial does: its torch threads, and malloc
     spec = load_spec(args.spec)
+    if args.fused:
+        spec = dataclasses.replace(spec, training=dataclasses.replace(spec.training, fused_optimizer=True))
     runs = grid.expand(spec)
     sizes = (1, args.k)
     states = {k: make_state(spec, runs, k) for k in sizes}
+    if args.compile:
+        import torch
+
+        for k, state in states.items():
+            COMPILED[id(state)] = torch.compile(step_loss(state))
+            started = time.perf_counter()
+            time_steps(state, 1)  # compiles
+            print(f"K = {k}: torch.compile of the forward and loss took {time.perf_counter() - started:.1f} s")
     for state in states.values():  # warm-up: allocator, lazily built index sets, caches
         time_steps(state, 3)
         time_eval(state, 1)
@@ -142,6 +171,8 @@ def main() -> None:
 
     every = spec.training.eval_every
     print(f"{spec.name}: {len(runs)} runs in the grid, {args.threads} torch thread(s), {args.clock} clock, "
+          f"{'fused' if spec.training.fused_optimizer else 'foreach'} optimizer, "
+          f"{'compiled' if args.compile else 'eager'} forward, "
           f"best of {args.repeats} x {args.steps} steps / {args.evals} evals; ms per run")
     print(f"{'':>10}" + "".join(f"{name:>11}" for name in PHASES) + f"{'run-steps/s':>14}")
     throughput = {}

@@ -3,7 +3,16 @@
 torch.optim.AdamW takes one scalar lr per parameter group, but a pack trains K runs whose lrs
 and weight decays differ, through parameters with a leading run axis. This optimizer does
 torch.optim.AdamW's update (decoupled decay, bias-corrected moments) with lr and wd broadcast
-along that axis; in float64 it matches torch.optim.AdamW run by run (tests/test_optim.py).
+along that axis; in float64 it matches torch.optim.AdamW run by run (tests/test_train.py).
+
+Two ways to compute the same update (``fused``): by default as foreach passes over whole pack
+tensors, each run's lr broadcast along the run axis (about ten passes over a pack's parameters
+and moments a step); fused, as torch's fused Adam(W) kernels (one pass reading the parameter,
+gradient and moments and writing them back), called once per distinct (lr, weight decay) with
+each run's slices, since those kernels take one scalar lr. On a CPU the fused way takes about
+half the optimizer's time (bench/step.py); its float32 results differ from the default's in the
+last bits (the kernels order their arithmetic differently), so it is a spec option
+(``training.fused_optimizer``) and off by default: sweeps made before it keep their numbers.
 """
 
 from __future__ import annotations
@@ -42,10 +51,13 @@ class BatchedAdamW:
         eps: float = 1e-8,
         kind: str = "adamw",
         warmup_steps: int = 0,
+        fused: bool = False,
     ):
         if kind not in ("adamw", "adam", "sgd"):
             raise ValueError(f"unknown optimizer {kind!r}")
         self.kind = kind
+        # SGD has a single pass already (p -= lr * (grad + wd * p)); only Adam(W) has a fused way.
+        self.fused = fused and kind != "sgd"
         self.warmup_steps = warmup_steps
         self.groups = list(groups)
         self.beta1, self.beta2 = betas
@@ -53,6 +65,7 @@ class BatchedAdamW:
         self.step_count = 0
         self.state: dict[torch.nn.Parameter, tuple[torch.Tensor, torch.Tensor]] = {}
         self._rate_cache: dict[tuple, tuple[torch.Tensor, ...]] = {}
+        self._runs_by_rate_cache: dict[int, tuple] = {}
         for group in self.groups:
             for p in group.params:
                 self.state[p] = (torch.zeros_like(p), torch.zeros_like(p))
@@ -82,6 +95,9 @@ class BatchedAdamW:
         # Linear warm-up: step t (from 1) uses lr * min(1, t / warmup_steps), decay included,
         # as a LambdaLR schedule on torch.optim would.
         warmup = min(1.0, self.step_count / self.warmup_steps) if self.warmup_steps else 1.0
+        if self.fused:
+            self._fused_step(warmup)
+            return
         params, grads, lrs = [], [], []
         for group in self.groups:
             for p in group.params:
@@ -120,6 +136,38 @@ class BatchedAdamW:
             torch.div(exp_avg, update, out=update)
         torch._foreach_mul_(updates, [lr / bias_correction1 for lr in lrs])
         torch._foreach_sub_(params, updates)
+
+    def _runs_by_rate(self, group: ParamGroup) -> list[tuple[float, float, list[int]]]:
+        """The group's runs gathered by their (lr, weight decay): one fused call each. Cached
+        until the group's rates are replaced (a stage's rates, a shrinking pack)."""
+        cached = self._runs_by_rate_cache.get(id(group))
+        if cached is None or cached[0] is not group.lr or cached[1] is not group.weight_decay:
+            runs: dict[tuple[float, float], list[int]] = {}
+            for k, rate in enumerate(zip(group.lr.tolist(), group.weight_decay.tolist())):
+                runs.setdefault(rate, []).append(k)
+            cached = (group.lr, group.weight_decay, [(lr, wd, ks) for (lr, wd), ks in runs.items()])
+            self._runs_by_rate_cache[id(group)] = cached
+        return cached[2]
+
+    def _fused_step(self, warmup: float) -> None:
+        """The update through torch's fused kernels, on each run's slices (``fused``)."""
+        kernel = torch._fused_adamw_ if self.kind == "adamw" else torch._fused_adam_
+        # The kernels read the step (for the bias corrections) from a tensor per parameter; the
+        # same one serves every slice, as it only counts this optimizer's steps.
+        step = torch.tensor(float(self.step_count), dtype=torch.float32)
+        for group in self.groups:
+            params = [p for p in group.params if p.grad is not None]
+            if not params:
+                continue
+            # One view per run of each tensor: unbind is one call per tensor, not one per slice.
+            per_run = [
+                (p.unbind(0), p.grad.contiguous().unbind(0), self.state[p][0].unbind(0), self.state[p][1].unbind(0))
+                for p in params
+            ]
+            for lr, decay, runs in self._runs_by_rate(group):
+                slices = [[views[i][k] for views in per_run for k in runs] for i in range(4)]
+                kernel(*slices, [], [step] * len(slices[0]), lr=lr * warmup, beta1=self.beta1, beta2=self.beta2,
+                       weight_decay=decay, eps=self.eps, amsgrad=False, maximize=False)
 
     def keep_runs(self, index: torch.Tensor) -> None:
         """Keep only the runs at ``index`` (the pack shrank); the others' state is dropped."""

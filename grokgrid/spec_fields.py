@@ -30,7 +30,8 @@ SECTIONS = ("task", "model", "training")
 # log_schedule and early_stop fix which steps are logged and when a pack ends; the
 # interventions' sections are switched on once, their strengths swept per run
 # (training.grokfast.lamb, ...).
-TRAINING_FIELDS = ("batch_size", "warmup_steps", "optimizer", "betas", "eps", "precision", "orthogonal_gradients")
+TRAINING_FIELDS = ("batch_size", "warmup_steps", "optimizer", "betas", "eps", "precision", "orthogonal_gradients",
+                   "fused_optimizer")
 # Combinations of field values (one variant, and at least one pack, each): every one is built
 # and checked while the spec is read.
 MAX_VARIANTS = 1_000

@@ -94,6 +94,7 @@ def build_pack(spec: SweepSpec, runs: Sequence[RunConfig], device: str | torch.d
         eps=spec.training.eps,
         kind=spec.training.optimizer,
         warmup_steps=spec.training.warmup_steps,
+        fused=spec.training.fused_optimizer,
     )
     n = len(data.targets)
     train_mask = torch.stack([split_mask(n, r.train_fraction, r.seed) for r in runs]).to(device)

@@ -27,11 +27,12 @@ def test_a_run_steps_flops_are_the_matmuls_of_forward_and_backward():
     assert efficiency.flops_per_run_step(spec) == step + evaluation / 5
 
 
-def test_the_matmul_peak_is_a_positive_rate():
+def test_the_matmul_and_bandwidth_probes_give_positive_rates():
     efficiency = load("efficiency")
     torch.set_num_threads(1)
     assert efficiency.matmul_peak((64, 64, 64), seconds=0.05) > 0
     assert efficiency.matmul_peak((4, 8, 16, 32), seconds=0.05) > 0
+    assert efficiency.elementwise_bandwidth(1000, seconds=0.05) > 0
 
 
 def test_the_step_profile_names_the_matrix_products_and_counts_calls(capsys):

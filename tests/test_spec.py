@@ -494,6 +494,20 @@ def test_interventions_left_out_change_no_dump_and_a_used_one_changes_the_run_id
     assert expand(on)[0].run_id != expand(plain)[0].run_id
 
 
+def test_the_fused_optimizer_is_off_by_default_and_on_changes_the_run_ids_only():
+    plain = spec_from_dict(MINIMAL)
+    assert not plain.training.fused_optimizer and "fused_optimizer" not in parse_yaml(dump_spec(plain))["training"]
+    off = spec_from_dict({**MINIMAL, "training": {"fused_optimizer": False}})
+    assert dump_spec(off) == dump_spec(plain) and expand(off)[0].run_id == expand(plain)[0].run_id
+    on = spec_from_dict({**MINIMAL, "training": {"fused_optimizer": True}})
+    assert on.training.fused_optimizer and spec_from_dict(parse_yaml(dump_spec(on))) == on
+    assert expand(on)[0].run_id != expand(plain)[0].run_id
+    swept = spec_from_dict({**MINIMAL, "grid": {"training.fused_optimizer": [False, True]}})
+    assert [run.value("training.fused_optimizer") for run in expand(swept)] == [False, True]
+    message = str(error_of({**MINIMAL, "training": {"fused_optimizer": "yes"}}))
+    assert message.startswith("training.fused_optimizer:") and "true or false" in message
+
+
 def _intervened(training=None, grid=None, **changes) -> dict:
     return {**INTERVENED, "training": {**INTERVENED["training"], **(training or {})},
             "grid": grid if grid is not None else INTERVENED["grid"], **changes}

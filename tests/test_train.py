@@ -60,17 +60,19 @@ TORCH_OPTIMIZERS = {
 }
 
 
+@pytest.mark.parametrize("fused", [False, True])
 @pytest.mark.parametrize("kind", sorted(TORCH_OPTIMIZERS))
-def test_batched_optimizer_matches_torch_per_run(kind):
+def test_batched_optimizer_matches_torch_per_run(kind, fused):
     torch.manual_seed(0)
-    lrs, wds = [1e-3, 5e-2, 3e-1], [0.0, 0.1, 2.0]
+    # Two runs share their rates: the fused way updates them in one call.
+    lrs, wds = [1e-3, 5e-2, 3e-1, 5e-2], [0.0, 0.1, 2.0, 0.1]
     if kind == "sgd":
-        lrs = [1e-4, 1e-3, 3e-3]
-    batched = torch.nn.Parameter(torch.randn(3, 4, 5, dtype=torch.float64))
-    singles = [torch.nn.Parameter(batched[k].detach().clone()) for k in range(3)]
-    ours = BatchedAdamW([ParamGroup([batched], lrs, wds)], betas=(0.9, 0.98), eps=1e-8, kind=kind)
+        lrs = [1e-4, 1e-3, 3e-3, 1e-3]
+    batched = torch.nn.Parameter(torch.randn(4, 4, 5, dtype=torch.float64))
+    singles = [torch.nn.Parameter(batched[k].detach().clone()) for k in range(4)]
+    ours = BatchedAdamW([ParamGroup([batched], lrs, wds)], betas=(0.9, 0.98), eps=1e-8, kind=kind, fused=fused)
     theirs = [TORCH_OPTIMIZERS[kind](p, lr, wd) for p, lr, wd in zip(singles, lrs, wds)]
-    targets = torch.randn(3, 4, 5, dtype=torch.float64)
+    targets = torch.randn(4, 4, 5, dtype=torch.float64)
     for _ in range(50):
         ours.zero_grad()
         ((batched - targets) ** 3).abs().sum().backward()
@@ -79,7 +81,7 @@ def test_batched_optimizer_matches_torch_per_run(kind):
             opt.zero_grad()
             ((p - targets[k]) ** 3).abs().sum().backward()
             opt.step()
-    for k in range(3):
+    for k in range(4):
         torch.testing.assert_close(batched[k].detach(), singles[k].detach(), rtol=1e-12, atol=1e-14)
 
 
@@ -359,11 +361,12 @@ def test_log_schedule_is_dense_then_geometric():
     assert train.logged_steps(spec) == [0, 100, 200, 300, 400, 500, 889, 1581, 2812, 5000]
 
 
-def test_warmup_matches_torch_adamw_with_a_linear_lambda_schedule():
+@pytest.mark.parametrize("fused", [False, True])
+def test_warmup_matches_torch_adamw_with_a_linear_lambda_schedule(fused):
     torch.manual_seed(1)
     batched = torch.nn.Parameter(torch.randn(2, 3, dtype=torch.float64))
     single = torch.nn.Parameter(batched[1].detach().clone())
-    ours = BatchedAdamW([ParamGroup([batched], [1e-2, 5e-2], [0.0, 1.0])], betas=(0.9, 0.98), warmup_steps=10)
+    ours = BatchedAdamW([ParamGroup([batched], [1e-2, 5e-2], [0.0, 1.0])], betas=(0.9, 0.98), warmup_steps=10, fused=fused)
     theirs = torch.optim.AdamW([single], lr=5e-2, weight_decay=1.0, betas=(0.9, 0.98))
     schedule = torch.optim.lr_scheduler.LambdaLR(theirs, lambda e: min(1.0, (e + 1) / 10))
     for _ in range(25):
@@ -661,3 +664,62 @@ def test_a_trainer_flushes_subnormal_floats_while_it_computes_and_never_for_its_
     next(pairs)
     pairs.close()  # a caller that stops early gets its setting back too
     assert not train.flushing_subnormals()
+
+
+# ----------------------------------------------------------------------------- fused optimizer
+
+
+FUSED_CASES = {
+    # A staged toy pack with warm-up and runs that leave early (the optimizer's rates change at
+    # the stage, its state shrinks with the pack).
+    "toy-staged-early-stop": lambda: staged_spec(
+        training={"warmup_steps": 5, "early_stop": {"threshold": 0.01, "patience": 1}}, phases={"threshold": 0.01}),
+    "transformer-adam-l2": lambda: spec_from_dict({
+        "name": "f", **FAMILIES["transformer"],
+        "training": {"steps": 6, "eval_every": 2, "precision": "float64", "optimizer": "adam", "warmup_steps": 3},
+        "grid": {"decoder_wd": [0.0, 1.0], "repr_wd": [0.5], "seed": [0, 1], "train_fraction": [0.5, 0.7]},
+    }),
+    "mlp-grokfast": lambda: spec_from_dict({
+        "name": "f", **FAMILIES["modular-mlp"],
+        "training": {"steps": 6, "eval_every": 2, "precision": "float64", "grokfast": {"filter": "ema"}},
+        "grid": {"decoder_lr": [1e-2], "decoder_wd": [0.0, 1.0], "training.grokfast.lamb": [0.0, 2.0], "seed": [0, 1]},
+    }),
+}
+
+
+def with_fused(spec):
+    return spec_from_dict({**spec.to_dict(), "training": {**spec.to_dict()["training"], "fused_optimizer": True}})
+
+
+@pytest.mark.parametrize("case", sorted(FUSED_CASES))
+def test_the_fused_optimizer_trains_packed_exactly_as_alone_and_as_the_default(case):
+    default = FUSED_CASES[case]()
+    fused = with_fused(default)
+    assert fused.training.fused_optimizer and not default.training.fused_optimizer
+    runs, default_runs = grid.expand(fused), grid.expand(default)
+    assert {r.run_id for r in runs}.isdisjoint(r.run_id for r in default_runs)  # its numbers differ in float32
+    packed, packed_default = rows_by_run(fused, runs), rows_by_run(default, default_runs)
+    columns = [c for c in store.METRIC_COLUMNS if c not in ("run_id", "elapsed_s")]
+    for run, run_default in zip(runs, default_runs, strict=True):
+        # The same maths: float64 rows equal the default optimizer's, packed or alone.
+        assert_same_rows(packed_default[run_default.run_id], packed[run.run_id], columns, label=run, nan_matches=True)
+    for run in runs[::3]:
+        assert_same_rows(rows_by_run(fused, [run])[run.run_id], packed[run.run_id], columns, label=run, nan_matches=True)
+    if fused.training.early_stop is not None:
+        assert any(rows[-1]["step"] < fused.total_steps for rows in packed.values()), "the pack must shrink"
+
+
+@pytest.mark.parametrize("stop_after", [1, 4])
+def test_a_restored_fused_trainer_continues_exactly(stop_after):
+    spec = with_fused(staged_spec(training={"warmup_steps": 5}))
+    assert_restart_continues_exactly(spec, grid.expand(spec)[:4], stop_after, ("stage", *CORE_COLUMNS))
+
+
+def test_the_fused_optimizer_runs_in_float32_close_to_the_default():
+    spec = small_spec(training={"precision": "float32", "steps": 40})
+    runs = grid.expand(spec)[:4]
+    fused = with_fused(spec)
+    a, b = rows_by_run(spec, runs), rows_by_run(fused, grid.expand(fused)[:4])
+    for run_a, run_b in zip(a.values(), b.values(), strict=True):
+        for x, y in zip(run_a, run_b, strict=True):
+            assert math.isclose(x["train_loss"], y["train_loss"], rel_tol=1e-3, abs_tol=1e-5)
