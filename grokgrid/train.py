@@ -181,7 +181,7 @@ def step_examples(state: PackState, mask: torch.Tensor) -> tuple[torch.Tensor, t
 
     - Every run uses the same examples (one seed and train fraction, the usual full-batch pack):
       those examples, shared ([M, ...] inputs, [M] targets, mask [K, M]).
-    - Runs differ and the model takes per-run inputs (``per_run_inputs``: MLP, toy model): each
+    - Runs differ and the model takes per-run inputs (``per_run_inputs``: MLP, toy model, transformer): each
       run's own examples, in order, padded to the largest count with weight-0 examples
       ([K, M, ...] inputs, [K, M] targets), so a pack costs what its runs cost alone.
     - Otherwise: every example some run uses (shared).

@@ -448,6 +448,25 @@ def test_a_step_computes_only_the_examples_that_enter_a_loss():
         assert torch.equal(inputs[run, : len(own)], state.inputs[own]) and torch.equal(targets[run, : len(own)], state.targets[own])
 
 
+def test_a_transformer_pack_with_minibatches_computes_each_run_s_batch_only():
+    # Two runs drawing their own batches of 16 from different train sets: each computes its 16
+    # examples (not the union of the pack's), and trains as it does alone, perturbation included.
+    spec = spec_from_dict({
+        "name": "tb", **FAMILIES["transformer"],
+        "training": {"steps": 6, "eval_every": 2, "precision": "float64", "batch_size": 16, "perturbation": {}},
+        "grid": {"seed": [0, 1], "train_fraction": [0.5, 0.7], "training.perturbation.sigma": [0.1]},
+    })
+    runs = grid.expand(spec)
+    state = train.PackTrainer(spec, runs, "cpu").state
+    assert state.model.per_run_inputs
+    inputs, _, mask = train.step_examples(state, train.batch_mask(state))
+    assert inputs.shape[:2] == (len(runs), 16) and bool(mask.all())
+    packed = rows_by_run(spec, runs)
+    columns = [c for c in store.METRIC_COLUMNS if c not in ("run_id", "elapsed_s")]
+    for run in runs:
+        assert_same_rows(rows_by_run(spec, [run])[run.run_id], packed[run.run_id], columns, label=run, nan_matches=True)
+
+
 # ----------------------------------------------------------------------------- stages
 
 

@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from grokgrid.models.base import ACTIVATIONS, RunInit, check_activation, check_runs
+from grokgrid.models.base import ACTIVATIONS, RunInit, check_activation, check_runs, per_run_rows
 
 LN_EPS = 1e-5
 INITS = ("torch", "nanda")  # transformer_spec.TransformerSpec.init names the same schemes
@@ -192,12 +192,25 @@ class Transformer(nn.Module):
         skip = {id(p) for p in self.representation_parameters()}
         return [p for p in self.parameters() if id(p) not in skip]
 
+    # forward and embed also take per-run token ids [K, N, L] (run k's own examples): train.py
+    # then trains runs whose batches or train sets differ on their own examples only, where shared
+    # inputs would make every run compute the union of the pack's examples (a pack of 2 runs with
+    # their own batches of 512 out of 1,740 pairs: 870 examples a run, 1.7x the work).
+    per_run_inputs = True
+
     def embed(self, tokens: torch.Tensor) -> torch.Tensor:
-        """[K, N, L, d_model]: token plus positional embeddings of token ids [N, L]."""
-        length = tokens.shape[1]
+        """[K, N, L, d_model]: token plus positional embeddings of token ids [N, L] (every run's)
+        or [K, N, L] (run k's own)."""
+        length = tokens.shape[-1]
         if length > self.n_ctx:
             raise ValueError(f"sequence length {length} exceeds n_ctx={self.n_ctx}")
-        return self.token_embedding[:, tokens] + self.pos_embedding[:, :length].unsqueeze(1)
+        positions = self.pos_embedding[:, :length].unsqueeze(1)
+        if tokens.dim() == 3:
+            k, n = tokens.shape[:2]
+            return per_run_rows(self.token_embedding, tokens.reshape(k, n * length)).view(k, n, length, -1) + positions
+        # Shared tokens keep the advanced indexing they always had: its backward sums an embedding's
+        # gradient in the order earlier results were computed in.
+        return self.token_embedding[:, tokens] + positions
 
     def features(self, embedded: torch.Tensor, layer: int = -1) -> torch.Tensor:
         """[K, N, d_model]: the residual stream at the last position after block ``layer``
@@ -220,5 +233,5 @@ class Transformer(nn.Module):
         return torch.bmm(self.features(embedded), self.unembed)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """[K, N, out_dim]: logits at the last position of token ids [N, L]."""
+        """[K, N, out_dim]: logits at the last position of token ids [N, L] or [K, N, L]."""
         return self.from_embedded(self.embed(tokens))
