@@ -120,6 +120,20 @@ def profile_steps(state: train.PackState, steps: int, rows: int = 15) -> None:
     print(f"{'op':<28}{'share':>8}{'calls/step':>12}{'us/call':>10}")
     for e in sorted(events, key=lambda e: e.self_cpu_time_total, reverse=True)[:rows]:
         print(f"{e.key:<28}{100 * e.self_cpu_time_total / total:7.1f}%{e.count / steps:12.1f}{e.self_cpu_time_total / e.count:10.1f}")
+    flops = step_flops(state)
+    seconds = in_matmul / steps / 1e6
+    print(f"matrix products: {1e3 * seconds:.3f} ms a step for {flops / 1e6:.1f} MFLOP, {flops / seconds / 1e9:.1f} GFLOP/s "
+          f"(the most the step could reach if every other op were free)")
+
+
+def step_flops(state: train.PackState) -> float:
+    """FLOPs of one training step of the pack (torch's FlopCounterMode: matmuls forward and
+    backward, as bench/efficiency.py counts them)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        time_steps(state, 1)
+    return float(counter.get_total_flops())
 
 
 def main() -> None:

@@ -42,8 +42,9 @@ def test_the_step_profile_names_the_matrix_products_and_counts_calls(capsys):
     state = step.make_state(spec, grid.expand(spec), 2)
     step.profile_steps(state, 3, rows=40)
     out = capsys.readouterr().out
-    header, *rows = out.splitlines()
+    header, *rows, rate = out.splitlines()
     assert "K = 2" in header and "in matrix products" in header and "op calls per step" in header
+    assert rate.startswith("matrix products: ") and float(rate.split(" GFLOP/s")[0].split()[-1]) > 0
     ops = {line.split()[0]: line for line in rows[1:]}
     assert "aten::baddbmm" in ops  # the toy model's layers
     shares = [float(line.split()[1].rstrip("%")) for line in rows[1:]]
