@@ -152,13 +152,13 @@ class BatchedAdamW:
     def _fused_step(self, warmup: float) -> None:
         """The update through torch's fused kernels, on each run's slices (``fused``)."""
         kernel = torch._fused_adamw_ if self.kind == "adamw" else torch._fused_adam_
-        # The kernels read the step (for the bias corrections) from a tensor per parameter; the
-        # same one serves every slice, as it only counts this optimizer's steps.
-        step = torch.tensor(float(self.step_count), dtype=torch.float32)
         for group in self.groups:
             params = [p for p in group.params if p.grad is not None]
             if not params:
                 continue
+            # The kernels read the step (for the bias corrections) from a tensor per parameter,
+            # on its device; one serves every slice, as it only counts this optimizer's steps.
+            step = torch.tensor(float(self.step_count), dtype=torch.float32, device=params[0].device)
             # One view per run of each tensor: unbind is one call per tensor, not one per slice.
             per_run = [
                 (p.unbind(0), p.grad.contiguous().unbind(0), self.state[p][0].unbind(0), self.state[p][1].unbind(0))

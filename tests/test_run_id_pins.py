@@ -25,8 +25,9 @@ SWEEP_PINS = {
     "nanda_fidelity": (2, "fd206ab0eede03fbe5f25590668bf4619d3455d31b6807568a933ea87efa8eba", "e6dafb883b1ac2e9879540fc4c5520081137eb77611a4adf13e472b037797782"),
     "liu_fraction": (40, "99d3b865462a2a834c38cf97e8ac6d4321bbb5c0bcddd0e205c1504c8f24be60", "7e74cef0dd81748d90bb0f47444bc8552844a0165e84f368cb62047295e968b8"),
     "grokfast_mlp": (6, "92952a8ae0387488d87321be6081ee38bec06839502de51d1baf34d2837bcf69", "db8f2d310f28af2496bbabbb7b4c2cbc7583cef2adfdf79f945865fc00a7c96f"),
-    # Grokfast's own setup (issue 17 4b), the first sweeps with tied axes: pinned as first shipped
-    "grokfast_transformer": (8, "ddabeb2da2eb21d410fb88cbad6fe7a709b2afb330fec017134ba28192cb918a", "2c8308bd528958720dc569611f4a7774e3eee962a6625643c10817e67602defe"),
+    # Grokfast's own setup (issue 17 4b), the first sweeps with tied axes: pinned as first shipped;
+    # the CPU size then moved to width 32 and 60,000 steps (a new recipe, so new run ids)
+    "grokfast_transformer": (8, "b6a21ccc3260ce65fa888cd37ccd4e3e0a96514053d10d77ec6d639da7cfd7e8", "57fae2c6ac7659fbd18bd6d66979002c71381700e6bba5e3ec7c6f386632e4a2"),
     "grokfast_transformer_paper": (6, "2f6472eab070d49aa00668fdfdfaa0479c43cd0cb011b08d0824fb793096fe8b", "354e6e822d282687c42f90b6a7efec381e147975719a3a2db74c01b8b434ccc7"),
     "liu_lr": (147, "39a2967354b3f25f34165103104b661298338ae7724c26c678a04f43ac5d5c33", "34b08c6ddc0865b3146591d9c8bd12ec6bbb942f5660ee2b1952df2361e45451"),
     # + Tan & Huang's perturbed-entropy claim (issue 16): the same runs, a new dump
