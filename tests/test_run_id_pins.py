@@ -51,8 +51,9 @@ SWEEP_PINS = {
     "quickstart": (16, "b2847fd817807de6f631361be3747e981f0566dc82506db7411a3a8017cfcbd1", "73b1d13791319f597be9aa2aef1b34a433823331c80ba5ef6506478bf31cd451"),
     # the first spec with stages (issue 17): pinned as first shipped
     "varma_ungrokking_mlp": (24, "c330e4168bbabe741da59797bab76e4d0b0ef5b4478f81ba22ad03225fbd6a99", "bf126e0ce3fda44333f9156e6475191e183b1f9e7f391785c404f21b77d449ec"),
-    # Varma et al.'s semi-grokking (issue 16): pinned as first shipped
-    "varma_semigrokking_mlp": (12, "ccaef9fae5eaaac5a4b7649757a5f76b41e0011689bce918724226d3b879dc27", "711479dbed5b90dc8029d399486e5f3e0a102f83fcd5f76f0d9dc48d3b528c42"),
+    # Varma et al.'s semi-grokking (issue 16): pinned as first shipped; then a finer grid around
+    # D_crit for 50,000 steps (a new recipe, so new run ids)
+    "varma_semigrokking_mlp": (12, "304def9c8e8a3d8be3170e77788e298a1a554d87fd73d4882322c98b9f5b32f4", "f4ef8c0d58e2c79185b495812846782374896f0f44a374fecfc0abf431b55a69"),
     # Grokfast on its own MLP setup, Omnigrok's digits at alpha 8 (issue 16): pinned as first shipped
     "grokfast_digits": (4, "a471cd0cff1184c8ac7e8b00b68993cb9a05155ec36d0c70a232d7532b830d0b", "b0d38f3a6254bc7bb45a38bb51fa74c7a7ab22f2cd967c7f629c588cbb4113dd"),
     # Lyu et al.'s misgrokking (issue 16): pinned as first shipped
