@@ -13,6 +13,7 @@ plus the evaluations) against the device's matmul peak measured here (fp32, and 
 device has it). Last, a float64 pack of 4 against each run alone: PASS when every logged value
 agrees to rel. 1e-6 (a GPU's reductions are not bit-reproducible across shapes). The final line
 is ``gpu-check: <PASS|FAIL> <device> <best packed run-steps/s> <speed-up over one run>``.
+``--fused`` measures the same with ``training.fused_optimizer: true``.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--packs", default="32,128,256", help="pack sizes to try, comma-separated")
+    parser.add_argument("--fused", action="store_true", help="with training.fused_optimizer: true (one kernel per distinct lr)")
     args = parser.parse_args()
     import torch
 
@@ -44,7 +46,8 @@ def main() -> int:
     device = torch.device("cuda")
     name = torch.cuda.get_device_name(device)
     base = load_spec(ROOT / "sweeps" / "nanda_transformer.yaml")
-    spec = dataclasses.replace(base, training=dataclasses.replace(base.training, steps=args.steps, eval_every=args.steps))
+    spec = dataclasses.replace(base, training=dataclasses.replace(
+        base.training, steps=args.steps, eval_every=args.steps, fused_optimizer=args.fused))
     sizes = [int(s) for s in args.packs.split(",") if s.strip()]
     runs = many_runs(spec, max(sizes))
     flops = plan.flops_per_run_step(spec, train.parameters_per_run(spec))
@@ -66,7 +69,8 @@ def main() -> int:
         print(f"pack of {size}: {rate:,.0f} run-steps/s ({rate / alone[0]:.1f}x one run), peak memory "
               f"{memory / 2**20:,.0f} MiB, {achieved / 1e12:.2f} TFLOP/s = {achieved / peaks['fp32']:.0%} of the fp32 peak")
         best = max(best, (rate, size))
-    same = packed_equals_alone(torch, base, device)
+    same = packed_equals_alone(torch, dataclasses.replace(base, training=dataclasses.replace(
+        base.training, fused_optimizer=args.fused)), device)
     print(f"packed == alone on the GPU (float64, rel. 1e-6): {'PASS' if same else 'FAIL'}")
     print(f"gpu-check: {'PASS' if same else 'FAIL'} {name.replace(' ', '_')} {best[0]:.0f} {best[0] / alone[0]:.2f}")
     return 0 if same else 1
