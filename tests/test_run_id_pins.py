@@ -48,7 +48,8 @@ SWEEP_PINS = {
     "omnigrok_mnist": (60, "0c95505a42bdfb474bb66b92c362125d80a2babedf1e82c8546267a0e8fd5057", "0ad7ca28daa21d5063e265d8acc9cee47d7290fb8225a371d5f6bcad1fb91ce9"),
     # the CPU-size Omnigrok reproduction (batch 200, wd 0.03/0.1) replaced the creeping full-batch grid
     "omnigrok_digits": (12, "ac717cde79f3fce3deaec021041dc6dfd35fb93d48d5d68de6f7fdcb6de3cda0", "cb2514844df9bf6924722aea153708ee310bc055799ad089c50587aff2c8acf0"),
-    "power_transformer": (18, "849fb51af17f7329b18c9635da161ab02cea4c2fa2e58845acb6fef2b1389c24", "f1a0e059fc3b58e28c0944e1b8253c9513fe7b15f5176887ec0811f68531a2dc"),
+    # one run per trial on CPU workers: the same run ids, a new dump
+    "power_transformer": (18, "849fb51af17f7329b18c9635da161ab02cea4c2fa2e58845acb6fef2b1389c24", "8b92d5fbd7cbb540f2fef8e9703745a39f09490324e6acc01af8ff91c5db5993"),
     "quickstart": (16, "b2847fd817807de6f631361be3747e981f0566dc82506db7411a3a8017cfcbd1", "73b1d13791319f597be9aa2aef1b34a433823331c80ba5ef6506478bf31cd451"),
     # the first spec with stages (issue 17): pinned as first shipped
     "varma_ungrokking_mlp": (24, "c330e4168bbabe741da59797bab76e4d0b0ef5b4478f81ba22ad03225fbd6a99", "bf126e0ce3fda44333f9156e6475191e183b1f9e7f391785c404f21b77d449ec"),
