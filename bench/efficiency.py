@@ -14,8 +14,8 @@ Used by benchmarks only; ``python bench/efficiency.py`` prints both probes on on
 
 from __future__ import annotations
 
-import time
 import argparse
+import time
 from typing import Sequence
 
 import torch
@@ -49,28 +49,28 @@ def matmul_peak(shape: Sequence[int] = (1024, 1024, 1024), seconds: float = 1.0)
     a = torch.randn(*batch, m, k)
     b = torch.randn(*batch, k, n)
     flops = 2.0 * m * k * n * (batch[0] if batch else 1)
-    best = float("inf")
-    deadline = time.perf_counter() + seconds
-    while time.perf_counter() < deadline or best == float("inf"):
-        started = time.perf_counter()
-        for _ in range(5):
-            torch.matmul(a, b)
-        best = min(best, (time.perf_counter() - started) / 5)
-    return flops / best
+    return flops / best_seconds(lambda: torch.matmul(a, b), seconds)
 
 
 def elementwise_bandwidth(n_floats: int, seconds: float = 1.0) -> float:
     """Bytes a second of ``c = a * b`` over float32 tensors of ``n_floats`` (two read, one
     written: 12 bytes an element) on this thread, the best of repeated timings."""
     a, b, c = torch.randn(n_floats), torch.randn(n_floats), torch.empty(n_floats)
+    return 12.0 * n_floats / best_seconds(lambda: torch.mul(a, b, out=c), seconds)
+
+
+def best_seconds(operation, seconds: float) -> float:
+    """Seconds one call of ``operation`` takes: the best mean over blocks of 5 calls, timed
+    for about ``seconds`` (at least one block), so that load from elsewhere only slows the
+    worse blocks."""
     best = float("inf")
     deadline = time.perf_counter() + seconds
     while time.perf_counter() < deadline or best == float("inf"):
         started = time.perf_counter()
         for _ in range(5):
-            torch.mul(a, b, out=c)
+            operation()
         best = min(best, (time.perf_counter() - started) / 5)
-    return 12.0 * n_floats / best
+    return best
 
 
 def main() -> None:

@@ -45,9 +45,9 @@ def main() -> int:
 
     device = torch.device("cuda")
     name = torch.cuda.get_device_name(device)
-    base = load_spec(ROOT / "sweeps" / "nanda_transformer.yaml")
-    spec = dataclasses.replace(base, training=dataclasses.replace(
-        base.training, steps=args.steps, eval_every=args.steps, fused_optimizer=args.fused))
+    loaded = load_spec(ROOT / "sweeps" / "nanda_transformer.yaml")
+    base = dataclasses.replace(loaded, training=dataclasses.replace(loaded.training, fused_optimizer=args.fused))
+    spec = dataclasses.replace(base, training=dataclasses.replace(base.training, steps=args.steps, eval_every=args.steps))
     sizes = [int(s) for s in args.packs.split(",") if s.strip()]
     runs = many_runs(spec, max(sizes))
     flops = plan.flops_per_run_step(spec, train.parameters_per_run(spec))
@@ -69,8 +69,7 @@ def main() -> int:
         print(f"pack of {size}: {rate:,.0f} run-steps/s ({rate / alone[0]:.1f}x one run), peak memory "
               f"{memory / 2**20:,.0f} MiB, {achieved / 1e12:.2f} TFLOP/s = {achieved / peaks['fp32']:.0%} of the fp32 peak")
         best = max(best, (rate, size))
-    same = packed_equals_alone(torch, dataclasses.replace(base, training=dataclasses.replace(
-        base.training, fused_optimizer=args.fused)), device)
+    same = packed_equals_alone(torch, base, device)
     print(f"packed == alone on the GPU (float64, rel. 1e-6): {'PASS' if same else 'FAIL'}")
     print(f"gpu-check: {'PASS' if same else 'FAIL'} {name.replace(' ', '_')} {best[0]:.0f} {best[0] / alone[0]:.2f}")
     return 0 if same else 1

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import itertools
 import time
 
@@ -57,13 +58,9 @@ def make_state(spec, runs, k: int) -> train.PackState:
     return train.PackTrainer(spec, chosen, "cpu").state
 
 
-def step_loss(state: train.PackState):
+def step_loss(state: train.PackState, inputs, targets, mask):
     """The training step's forward: its examples' outputs and the pack's summed loss."""
-
-    def loss(inputs, targets, mask):
-        return metrics.masked_mean(train.per_example_loss(state, state.model(inputs), targets), mask).sum()
-
-    return loss
+    return metrics.masked_mean(train.per_example_loss(state, state.model(inputs), targets), mask).sum()
 
 
 # The forward (and so its backward) of each timed pack, compiled with --compile.
@@ -78,7 +75,8 @@ def time_steps(state: train.PackState, steps: int) -> dict[str, float]:
         state.optimizer.zero_grad()
         if hasattr(train, "step_examples"):
             inputs, targets, mask = train.step_examples(state, train.batch_mask(state))
-            loss = COMPILED.get(id(state), step_loss(state))(inputs, targets, mask)
+            compiled = COMPILED.get(id(state))
+            loss = step_loss(state, inputs, targets, mask) if compiled is None else compiled(inputs, targets, mask)
         else:  # a tree from before step_examples (for before/after comparisons): all examples
             outputs = state.model(state.inputs)
             loss = metrics.masked_mean(train.per_example_loss(state, outputs), train.batch_mask(state)).sum()
@@ -166,7 +164,7 @@ def main() -> None:
         import torch
 
         for k, state in states.items():
-            COMPILED[id(state)] = torch.compile(step_loss(state))
+            COMPILED[id(state)] = torch.compile(functools.partial(step_loss, state))
             started = time.perf_counter()
             time_steps(state, 1)  # compiles
             print(f"K = {k}: torch.compile of the forward and loss took {time.perf_counter() - started:.1f} s")
