@@ -18,12 +18,15 @@ def derive_seed(seed: int, purpose: str) -> int:
     return int.from_bytes(digest[:8], "little") & (2**63 - 1)
 
 
-def split_mask(n_examples: int, fraction: float, seed: int) -> torch.Tensor:
-    """Boolean train mask over the examples: round(fraction * n) of them, chosen by ``seed``."""
+def split_mask(n_examples: int, fraction: float, seed: int, attempt: int = 0) -> torch.Tensor:
+    """Boolean train mask over the examples: round(fraction * n) of them, chosen by ``seed``.
+    ``attempt`` > 0 draws another split of the same seed (a task that refuses some splits, such
+    as toy_addition's ``split: determined``, takes the first it accepts)."""
     n_train = round(fraction * n_examples)
     if not 0 < n_train < n_examples:
         raise ValueError(f"train fraction {fraction} of {n_examples} examples leaves an empty split")
-    generator = torch.Generator().manual_seed(derive_seed(seed, "split"))
+    purpose = "split" if attempt == 0 else f"split:{attempt}"
+    generator = torch.Generator().manual_seed(derive_seed(seed, purpose))
     order = torch.randperm(n_examples, generator=generator)
     mask = torch.zeros(n_examples, dtype=torch.bool)
     mask[order[:n_train]] = True

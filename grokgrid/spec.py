@@ -635,6 +635,7 @@ def _check_consistency(spec: SweepSpec) -> None:
                 f"{fraction:g} of {examples} examples leaves an empty train or validation set",
                 "use a fraction that keeps at least one example on each side",
             )
+    spec.task.check_splits(spec.grid.train_fraction, spec.grid.seed)
     for i, item in enumerate(spec.expect):
         _check_expectation_axes(f"expect[{i}]", item, spec.grid)
     if spec.phases.budget is not None and spec.phases.budget > spec.total_steps:

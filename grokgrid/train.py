@@ -38,7 +38,7 @@ from grokgrid.models.base import BatchedModel
 from grokgrid.optim import BatchedAdamW, ParamGroup
 from grokgrid.schedule import eval_steps, logged_steps  # noqa: F401 - eval_steps: part of train's API
 from grokgrid.spec import SweepSpec
-from grokgrid.seeding import derive_seed, split_mask, subset_mask
+from grokgrid.seeding import derive_seed, subset_mask
 from grokgrid.tasks import TaskData
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -97,7 +97,7 @@ def build_pack(spec: SweepSpec, runs: Sequence[RunConfig], device: str | torch.d
         fused=spec.training.fused_optimizer,
     )
     n = len(data.targets)
-    train_mask = torch.stack([split_mask(n, r.train_fraction, r.seed) for r in runs]).to(device)
+    train_mask = torch.stack([spec.task.split_mask(n, r.train_fraction, r.seed) for r in runs]).to(device)
     return PackState(
         runs=tuple(runs),
         model=model,
@@ -123,7 +123,7 @@ def build_pack(spec: SweepSpec, runs: Sequence[RunConfig], device: str | torch.d
 def stage_train_mask(spec: SweepSpec, run: RunConfig, n_examples: int, stage: int) -> torch.Tensor:
     """A run's training examples in ``stage``: its split, then each later stage's subset of the
     stage before (drawn by a seed of the run's seed and that stage's name)."""
-    mask = split_mask(n_examples, run.train_fraction, run.seed)
+    mask = spec.task.split_mask(n_examples, run.train_fraction, run.seed)
     subsets = stages.run_values(spec, run, stage).subsets
     for spec_stage, subset in zip(spec.stages, subsets):
         mask = subset_mask(mask, subset, run.seed, spec_stage.name)

@@ -18,6 +18,8 @@ from grokgrid.tasks.modular_spec import MODULAR_OPS
 from grokgrid.tasks.permutations import OPERATIONS as PERMUTATION_OPERATIONS
 from grokgrid.tasks.permutations import PermutationGroup
 from grokgrid.tasks.permutations_spec import PERMUTATION_OPS
+from grokgrid.tasks.toy_addition import ToyAddition
+from grokgrid.tasks.toy_addition_spec import ToyAdditionSpec
 from grokgrid.tasks.sparse import MarginLinearClassification, MatrixCompletion, SparseLinearClassification
 from mnist_files import fake_mnist, write_mnist
 
@@ -101,6 +103,64 @@ def test_split_of_a_task_is_deterministic_by_fraction_and_seed():
     mask = split_mask(task.n_examples, 0.3, seed=4)
     assert torch.equal(mask, split_mask(task.n_examples, 0.3, seed=4))
     assert int(mask.sum()) == round(0.3 * 121)
+
+
+def _training_pairs(task: ToyAddition, pairs: set[tuple[int, int]]) -> torch.Tensor:
+    i, j = task.pairs()
+    return torch.tensor([(a, b) in pairs for a, b in zip(i.tolist(), j.tolist())])
+
+
+def test_toy_ideal_accuracy_follows_the_parallelograms_of_the_training_pairs():
+    task = ToyAddition(4)  # pairs i <= j < 4, sums 0..6
+    every = set(zip(*(t.tolist() for t in task.pairs())))
+    # Without (1, 2): its sum's training pair is (0, 3), and E0 + E3 = E1 + E2 is the sum of the
+    # training parallelograms E0 + E2 = 2 E1 and E1 + E3 = 2 E2, so (1, 2) is determined.
+    assert task.ideal_accuracy(_training_pairs(task, every - {(1, 2)})) == 1.0
+    # Sum 3 has no training pair left: nothing says where (1, 2) and (0, 3) go.
+    assert task.ideal_accuracy(_training_pairs(task, every - {(1, 2), (0, 3)})) == 0.0
+    # No two training pairs share a sum, so there is no parallelogram to learn from: the val
+    # pairs (1, 1), (1, 2), (1, 3) have a training pair with their sum, yet none is determined.
+    sparse = {(0, 0), (0, 1), (0, 2), (0, 3), (2, 2), (3, 3)}
+    assert task.ideal_accuracy(_training_pairs(task, sparse)) == 0.0
+
+
+def test_toy_ideal_accuracy_matches_the_authors_code():
+    """Liu et al.'s toy/train_add.py prints acc_ideal_test 0.5 for its seed 0 and 1.0 for seeds
+    1 and 58 (their default); their split: templates drawn first, then np.random.choice."""
+    task = ToyAddition(10)
+    for seed, printed in ((0, 0.5), (1, 1.0), (58, 1.0)):
+        np.random.seed(seed)
+        np.random.normal(0, 1, size=(19, 30))
+        mask = torch.zeros(55, dtype=torch.bool)
+        mask[torch.as_tensor(np.random.choice(55, 45, replace=False))] = True
+        assert task.ideal_accuracy(mask) == printed
+
+
+
+def test_a_determined_split_determines_every_validation_pair():
+    toy, determined, random = ToyAddition(10), ToyAdditionSpec(split="determined"), ToyAdditionSpec()
+    own = []  # seeds 0-5 at 45 of 55 pairs: ideal accuracies 0.9, 0.8, 1.0, 1.0, 0.4, 0.9
+    for seed in range(6):
+        mask = determined.split_mask(55, 0.82, seed)
+        assert int(mask.sum()) == 45 and toy.ideal_accuracy(mask) == 1.0
+        drawn = random.split_mask(55, 0.82, seed)
+        own.append(toy.ideal_accuracy(drawn) == 1.0)
+        assert torch.equal(mask, drawn) == own[-1]  # the seed's own split whenever it qualifies
+    assert any(own) and not all(own)
+
+
+def test_a_pack_trains_on_its_runs_determined_splits():
+    from grokgrid import grid, train
+    from grokgrid.spec import spec_from_dict
+
+    spec = spec_from_dict({"name": "t", "task": {"name": "toy_addition", "split": "determined"}, "training": {"steps": 1},
+                           "grid": {"train_fraction": [0.82], "seed": [0, 1]}})
+    state = train.build_pack(spec, grid.expand(spec))
+    for run, mask in zip(state.runs, state.train_mask):
+        assert torch.equal(mask, spec.task.split_mask(55, 0.82, run.seed))
+        assert ToyAddition(10).ideal_accuracy(mask) == 1.0
+    assert torch.equal(state.val_mask, ~state.train_mask)
+
 
 
 @pytest.mark.parametrize(("n", "size"), [(3, 6), (5, 120)])

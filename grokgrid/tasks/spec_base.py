@@ -61,6 +61,16 @@ class TaskSpec(Kind):
         called before a sweep writes anything (folder.ready_to_train), never when a finished
         sweep is read, so its results open on a machine without the files. Most tasks have none."""
 
+    def split_mask(self, n_examples: int, fraction: float, seed: int) -> torch.Tensor:
+        """A run's training examples (boolean mask): round(fraction * n) of them, by its seed."""
+        from grokgrid.seeding import split_mask
+
+        return split_mask(n_examples, fraction, seed)
+
+    def check_splits(self, fractions: Sequence[float], seeds: Sequence[int]) -> None:
+        """Raise a SpecError when some (training fraction, seed) of the grid has no split this
+        task accepts; called while a spec is read. Every split is accepted unless a task says."""
+
     def load(self, *, dtype: torch.dtype, sequences: bool = False, with_op: bool = False) -> TaskData:
         """The task's tensors; ``sequences``: transformer token sequences (``with_op``: with the
         op token). Float inputs and regression targets are in ``dtype``."""
