@@ -30,7 +30,9 @@ SWEEP_PINS = {
     # the CPU size then moved to width 32 and 60,000 steps (a new recipe, so new run ids)
     "grokfast_transformer": (8, "b6a21ccc3260ce65fa888cd37ccd4e3e0a96514053d10d77ec6d639da7cfd7e8", "57fae2c6ac7659fbd18bd6d66979002c71381700e6bba5e3ec7c6f386632e4a2"),
     "grokfast_transformer_paper": (6, "2f6472eab070d49aa00668fdfdfaa0479c43cd0cb011b08d0824fb793096fe8b", "354e6e822d282687c42f90b6a7efec381e147975719a3a2db74c01b8b434ccc7"),
-    "liu_lr": (147, "39a2967354b3f25f34165103104b661298338ae7724c26c678a04f43ac5d5c33", "34b08c6ddc0865b3146591d9c8bd12ec6bbb942f5660ee2b1952df2361e45451"),
+    # liu_lr then trained on splits that determine every validation pair (task.split: determined,
+    # a new recipe, so new run ids)
+    "liu_lr": (147, "5b146be2b26eb74225bca2b8b2f245cfe4a37f55b91d630bdfa9c5a4140e7656", "d01e04db91aac68e6b7552cdb173cd60d3dbdf36c6a97f3f76b26f8f4d18ad06"),
     # + Tan & Huang's perturbed-entropy claim (issue 16): the same runs, a new dump
     "nanda_fraction": (12, "3470bcc40b3f9534ae1f9306d3c1da09bfcba823915f79c3c4a57ef7625185d8", "590339fcb0cbf5a52829fff424b6dc4a7d42633777b8ca10b5968f11d4853116"),
     "nanda_fraction_paper": (21, "4a8fbd7be714f6fa1917a1a183d6889b2dcbb7848cff262d702279a38244d920", "5c89b1d447b8f33c4770d9cc2901951c0d47b1bb07b87fd6fe60087f273ae293"),
