@@ -21,11 +21,12 @@ def test_splits_are_the_seeds_own():
     # grokgrid's split is seeding.split_mask's; the authors' draws templates first, then the pairs.
     assert int(liu.grokgrid_split(3).sum()) == int(liu.reference_split(3).sum()) == 45
     assert not bool((liu.grokgrid_split(0) == liu.reference_split(0)).all())
+    assert liu.ideal_accuracy(liu.grokgrid_split(1)) == 0.8 and liu.ideal_accuracy(liu.grokgrid_split(1, "determined")) == 1.0
     assert liu.ideal_accuracy(liu.reference_split(0)) == 0.5  # what their code prints for seed 0
 
 
 def test_grokgrid_phases_label_every_cell_and_seed():
-    labels = liu.grokgrid_phases([0, 1], [1e-2], [1e-4, 1e-3], steps=100)
+    labels = liu.grokgrid_phases([0, 1], [1e-2], [1e-4, 1e-3], steps=100, split="determined")
     assert set(labels) == {(s, 1e-2, d) for s in (0, 1) for d in (1e-4, 1e-3)}
     assert set(labels.values()) <= {"comprehension", "grokking", "memorization", "confusion"}
 
