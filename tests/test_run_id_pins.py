@@ -24,8 +24,9 @@ SWEEP_PINS = {
     "liu_decoder_wd": (90, "456b396526bfa6813a74fc6b065430cd2dcb21f37df4075db06e2364c7031f08", "c3c52b471e07c5e7667e51c543265f3c04e3d88d5a5694b4aadfa8bb02764e37"),
     "nanda_fidelity": (2, "fd206ab0eede03fbe5f25590668bf4619d3455d31b6807568a933ea87efa8eba", "e6dafb883b1ac2e9879540fc4c5520081137eb77611a4adf13e472b037797782"),
     "liu_fraction": (40, "99d3b865462a2a834c38cf97e8ac6d4321bbb5c0bcddd0e205c1504c8f24be60", "7e74cef0dd81748d90bb0f47444bc8552844a0165e84f368cb62047295e968b8"),
-    # grokfast_mlp then decayed its embeddings too (a new recipe, so new run ids)
-    "grokfast_mlp": (6, "c9be607ffde9693d0074167fcc648ebd0a376023329b3fc5dba7bb2b2afd6832", "e3423cdaabcd6c649f57c0259c22ce25f9797141b02d10ddcb781bcd900f078b"),
+    # grokfast_mlp then decayed its embeddings too, then took Grokfast's algorithmic recipe
+    # (new recipes, so new run ids)
+    "grokfast_mlp": (6, "92946d1644ffd9c490b32c3269bb758fa7eb086e4d5b8eb9a18424a37c9f23bb", "f000945523fe7ef25bb74a7ad60da6bf1645f4cc8a92bd182a4d362c7159690a"),
     # Grokfast's own setup (issue 17 4b), the first sweeps with tied axes: pinned as first shipped;
     # the CPU size then moved to width 32 and 60,000 steps (a new recipe, so new run ids)
     "grokfast_transformer": (8, "b6a21ccc3260ce65fa888cd37ccd4e3e0a96514053d10d77ec6d639da7cfd7e8", "57fae2c6ac7659fbd18bd6d66979002c71381700e6bba5e3ec7c6f386632e4a2"),
