@@ -136,7 +136,6 @@ def test_toy_ideal_accuracy_matches_the_authors_code():
         assert task.ideal_accuracy(mask) == printed
 
 
-
 def test_a_determined_split_determines_every_validation_pair():
     toy, determined, random = ToyAddition(10), ToyAdditionSpec(split="determined"), ToyAdditionSpec()
     own = []  # seeds 0-5 at 45 of 55 pairs: ideal accuracies 0.9, 0.8, 1.0, 1.0, 0.4, 0.9
@@ -160,7 +159,6 @@ def test_a_pack_trains_on_its_runs_determined_splits():
         assert torch.equal(mask, spec.task.split_mask(55, 0.82, run.seed))
         assert ToyAddition(10).ideal_accuracy(mask) == 1.0
     assert torch.equal(state.val_mask, ~state.train_mask)
-
 
 
 @pytest.mark.parametrize(("n", "size"), [(3, 6), (5, 120)])
