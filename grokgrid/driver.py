@@ -142,6 +142,29 @@ def make_plan(spec: SweepSpec, *, runs_left: int | None = None, slots: int | Non
                           parameters_per_run=train.parameters_per_run(spec), packs=packs)
 
 
+# Beyond this many (training fraction, seed) splits the note below is not worked out: each
+# split costs about a millisecond (toy_addition at p = 10).
+MAX_SPLITS_CHECKED = 2_000
+
+
+def split_note(spec: SweepSpec) -> str | None:
+    """A line saying how many of the grid's splits cap val accuracy below the phase threshold
+    whatever the learning rates (a task that can tell: toy_addition), or None."""
+    fractions, seeds = spec.grid.train_fraction, spec.grid.seed
+    pairs = len(fractions) * len(seeds)
+    if pairs > MAX_SPLITS_CHECKED:
+        return None
+    threshold = spec.phases.threshold
+    counts = [variant.task.capped_splits(fractions, seeds, threshold) for variant in spec.variants()]
+    capped = sum(c for c in counts if c)
+    if not capped:
+        return None
+    total = pairs * len(counts)
+    return (f"note: {capped} of the {total} (training fraction, seed) splits determine fewer than {threshold:.0%} of "
+            f"their validation pairs (Liu's ideal accuracy), so their runs cannot reach val accuracy {threshold:g} "
+            "at any learning rate; task.split: determined trains every run on a split that determines them all")
+
+
 def large_sweep(spec: SweepSpec, address: str | None = None, num_cpus: int | None = None,
                 pack_size: int | None = None) -> plan.Plan | None:
     """The plan of a sweep too large to start without a yes (plan.CONFIRM_RUNS runs or
@@ -158,6 +181,9 @@ def dry_run(spec: SweepSpec, sweep_dir: Location, address: str | None = None, nu
         left = grid.count(spec) - len(folder.survey(spec, sweep_dir).finished)
     estimate = make_plan(spec, runs_left=left, slots=local_slots(spec, address, num_cpus), pack_size=pack_size)
     lines = [f"plan: {estimate.describe()}"]
+    note = split_note(spec)
+    if note is not None:
+        lines.append(note)
     refine = spec.refine
     if refine is not None and refine.rounds_done < refine.rounds:
         cap = f", at most {refine.max_runs:,} runs in all" if refine.max_runs is not None else ""
@@ -359,6 +385,9 @@ def train_unfinished(driver: Driver, spec: SweepSpec, address: str | None = None
     estimate = make_plan(spec, runs_left=len(todo), slots=tune_sweep.parallel_slots(spec.resources),
                          pack_size=max(len(p.runs) for p in packs), packs=len(packs))
     say(f"plan: {estimate.describe()}")
+    note = split_note(spec) if not resume else None  # said when the sweep started
+    if note is not None:
+        say(note)
     _train(driver, spec, packs, table, restore=resume, started=started)
 
 

@@ -285,6 +285,16 @@ def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path):
     assert result.stderr == ""
 
 
+def test_dry_run_says_when_toy_splits_cap_val_accuracy(tmp_path):
+    # At 28 of 55 pairs seeds 0 and 1 determine 74% and 81% of their validation pairs.
+    capped = write_spec(tmp_path, {**TINY, "grid": {**TINY["grid"], "train_fraction": [0.5], "seed": [0, 1]}})
+    text = flat(invoke("sweep", capped, "--results", tmp_path / "results", "--dry-run").stdout)
+    assert "note: 2 of the 2 (training fraction, seed) splits determine fewer than 90%" in text, text
+    assert "task.split: determined" in text
+    fine = write_spec(tmp_path, TINY, "fine.yaml")  # 44 of 55 pairs, seed 0: 91% determined
+    assert "note:" not in invoke("sweep", fine, "--results", tmp_path / "results", "--dry-run").stdout
+
+
 def test_dry_run_imports_no_ray_and_creates_no_results_folder(tmp_path):
     spec = write_spec(tmp_path, TINY)
     code = (

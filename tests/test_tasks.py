@@ -148,6 +148,16 @@ def test_a_determined_split_determines_every_validation_pair():
     assert any(own) and not all(own)
 
 
+def test_capped_splits_count_the_splits_below_the_threshold():
+    # seeds 0-5 at 45 of 55 pairs: ideal accuracies 0.9, 0.8, 1.0, 1.0, 0.4, 0.9
+    assert ToyAdditionSpec().capped_splits([0.82], range(6), 0.9) == 2
+    assert ToyAdditionSpec().capped_splits([0.82], range(6), 0.95) == 4
+    assert ToyAdditionSpec(split="determined").capped_splits([0.82], range(6), 0.95) == 0
+    from grokgrid.tasks.modular_spec import ModularSpec
+
+    assert ModularSpec().capped_splits([0.5], [0], 0.9) is None  # a task that cannot tell
+
+
 def test_a_pack_trains_on_its_runs_determined_splits():
     from grokgrid import grid, train
     from grokgrid.spec import spec_from_dict

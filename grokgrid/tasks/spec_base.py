@@ -71,6 +71,12 @@ class TaskSpec(Kind):
         """Raise a SpecError when some (training fraction, seed) of the grid has no split this
         task accepts; called while a spec is read. Every split is accepted unless a task says."""
 
+    def capped_splits(self, fractions: Sequence[float], seeds: Sequence[int], threshold: float) -> int | None:
+        """How many of the grid's (training fraction, seed) splits leave fewer than ``threshold``
+        of their validation examples answerable by any network (so their runs cannot reach that
+        val accuracy); None where the task cannot tell, as most cannot."""
+        return None
+
     def load(self, *, dtype: torch.dtype, sequences: bool = False, with_op: bool = False) -> TaskData:
         """The task's tensors; ``sequences``: transformer token sequences (``with_op``: with the
         op token). Float inputs and regression targets are in ``dtype``."""
