@@ -407,7 +407,7 @@ def _classify(sweep_dir: Location, spec: SweepSpec, overrides: Mapping, out: Pat
     chosen = criteria(spec, overrides)
     found = folder.survey(spec, sweep_dir)
     _refuse_damaged(found, sweep_dir, "labels")
-    labels = phases.classify(found.metrics, chosen)
+    labels = _with_capped_splits(phases.classify(found.metrics, chosen), spec, chosen.threshold)
     target = sweep_dir / store.LABELS_FILE if out is None else as_location(str(out))
     try:
         store.write_labels(sweep_dir, labels, target)
@@ -416,6 +416,31 @@ def _classify(sweep_dir: Location, spec: SweepSpec, overrides: Mapping, out: Pat
                       "pass --out FILE to write the labels elsewhere") from None
     reporter.classified(labels, chosen, len(found.states) - len(found.finished), len(found.states), sweep_dir, target)
     return labels
+
+
+def _with_capped_splits(labels: pd.DataFrame, spec: SweepSpec, threshold: float) -> pd.DataFrame:
+    """The labels, where a run that did not generalise trained on a split that determines fewer
+    than ``threshold`` of its validation examples (a task that can tell: toy_addition) with a
+    reason that says so: no learning rate would have generalised it."""
+    if spec.task.ideal_accuracy(spec.grid.train_fraction[0], spec.grid.seed[0]) is None:
+        return labels
+    fields = [name for name, _ in spec.grid.fields()]
+    ideal: dict[tuple, float] = {}
+    runs = {run.run_id: run for run in grid.expand(spec)}
+    reasons = labels["reason"].tolist()
+    for i, (run_id, phase) in enumerate(zip(labels["run_id"], labels["phase"])):
+        run = runs.get(run_id)
+        if run is None or phase in ("comprehension", "grokking"):
+            continue
+        values = tuple(run.value(name) for name in fields)
+        key = (values, run.train_fraction, run.seed)
+        if key not in ideal:
+            task = spec.for_values(dict(zip(fields, values))).task if fields else spec.task
+            ideal[key] = task.ideal_accuracy(run.train_fraction, run.seed)
+        if ideal[key] < threshold:
+            reasons[i] += (f"; its split determines {ideal[key]:.0%} of the validation pairs (Liu's ideal accuracy), "
+                           f"below {threshold:g}: no learning rate could generalise it")
+    return labels.assign(reason=reasons)
 
 
 def report(results: PathLike, axes: tuple[str, str] | str | None = None, facet: str | None = None,

@@ -151,3 +151,25 @@ def test_every_api_name_stays_the_function_once_the_library_is_loaded():
             "print([n for n in grokgrid._API if getattr(grokgrid, n) is not getattr(api, n)])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_run_whose_toy_split_caps_val_accuracy_says_so_in_its_reason():
+    from grokgrid import api, grid
+    from grokgrid.spec import spec_from_dict
+
+    def labelled(task: dict, model: str = "toy") -> pd.DataFrame:
+        # 28 of 55 pairs: the splits of seeds 0, 1, 2 determine 74%, 81% and 63% of their val pairs.
+        spec = spec_from_dict({"name": "t", "task": task, "model": {"name": model},
+                               "grid": {"train_fraction": [0.5], "seed": [0, 1, 2]}})
+        runs = grid.expand(spec)
+        labels = pd.DataFrame({"run_id": [r.run_id for r in runs], "phase": ["memorization", "grokking", "confusion"],
+                               "reason": ["plain"] * 3})
+        return api._with_capped_splits(labels, spec, 0.9)
+
+    reasons = labelled({"name": "toy_addition"})["reason"].tolist()
+    assert reasons[0] == ("plain; its split determines 74% of the validation pairs (Liu's ideal accuracy), below 0.9: "
+                          "no learning rate could generalise it")
+    assert reasons[1] == "plain"  # it generalised: nothing to explain
+    assert reasons[2].startswith("plain; its split determines") and "below 0.9" in reasons[2]
+    assert labelled({"name": "toy_addition", "split": "determined"})["reason"].tolist() == ["plain"] * 3
+    assert labelled({"name": "modular", "p": 7}, "mlp")["reason"].tolist() == ["plain"] * 3  # a task that cannot tell

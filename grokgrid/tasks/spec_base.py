@@ -71,11 +71,18 @@ class TaskSpec(Kind):
         """Raise a SpecError when some (training fraction, seed) of the grid has no split this
         task accepts; called while a spec is read. Every split is accepted unless a task says."""
 
-    def capped_splits(self, fractions: Sequence[float], seeds: Sequence[int], threshold: float) -> int | None:
-        """How many of the grid's (training fraction, seed) splits leave fewer than ``threshold``
-        of their validation examples answerable by any network (so their runs cannot reach that
-        val accuracy); None where the task cannot tell, as most cannot."""
+    def ideal_accuracy(self, fraction: float, seed: int) -> float | None:
+        """The share of the validation examples that the (fraction, seed) split's training
+        examples determine: above it a run gets only by luck. None where the task cannot tell,
+        as most cannot (toy_addition can: Liu et al.'s ideal accuracy)."""
         return None
+
+    def capped_splits(self, fractions: Sequence[float], seeds: Sequence[int], threshold: float) -> int | None:
+        """How many of the grid's (training fraction, seed) splits determine fewer than
+        ``threshold`` of their validation examples (so their runs cannot reach that val accuracy
+        but by luck); None where the task cannot tell."""
+        ideal = [self.ideal_accuracy(f, s) for f in fractions for s in seeds]
+        return None if None in ideal else sum(a < threshold for a in ideal)
 
     def load(self, *, dtype: torch.dtype, sequences: bool = False, with_op: bool = False) -> TaskData:
         """The task's tensors; ``sequences``: transformer token sequences (``with_op``: with the

@@ -65,14 +65,10 @@ class ToyAdditionSpec(TaskSpec):
                                 f"determines every validation pair in {CHECKED_ATTEMPTS:,} draws",
                                 "use a larger training fraction, or task.split: random")
 
-    def capped_splits(self, fractions: Sequence[float], seeds: Sequence[int], threshold: float) -> int | None:
-        """Splits whose ideal accuracy (Liu's) is below ``threshold``: none when determined."""
-        if self.split == "determined":
-            return 0
+    def ideal_accuracy(self, fraction: float, seed: int) -> float:
         from grokgrid.tasks.toy_addition import ToyAddition
 
-        toy = ToyAddition(self.p)
-        return sum(toy.ideal_accuracy(self.split_mask(self.n_examples, f, s)) < threshold for f in fractions for s in seeds)
+        return ToyAddition(self.p).ideal_accuracy(self.split_mask(self.n_examples, fraction, seed))
 
     def _determined_split(self, fraction: float, seed: int, attempts: int) -> torch.Tensor | None:
         from grokgrid.seeding import split_mask
