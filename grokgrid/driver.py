@@ -142,8 +142,9 @@ def make_plan(spec: SweepSpec, *, runs_left: int | None = None, slots: int | Non
                           parameters_per_run=train.parameters_per_run(spec), packs=packs)
 
 
-# Beyond this many (training fraction, seed) splits the note below is not worked out: each
-# split costs about a millisecond (toy_addition at p = 10).
+# Beyond this many (training fraction, seed) splits, the note below and the labels' reasons
+# (api._with_capped_splits) are not worked out: each split costs about a millisecond
+# (toy_addition at p = 10).
 MAX_SPLITS_CHECKED = 2_000
 
 
