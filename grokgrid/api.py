@@ -424,6 +424,8 @@ def _with_capped_splits(labels: pd.DataFrame, spec: SweepSpec, threshold: float)
     reason that says so: no learning rate would have generalised it."""
     if len(spec.grid.train_fraction) * len(spec.grid.seed) > driver.MAX_SPLITS_CHECKED:
         return labels  # about a millisecond a split: not worked out for very many
+    if not spec.model.sums_operands:  # another network may answer an undetermined pair
+        return labels
     if spec.task.ideal_accuracy(spec.grid.train_fraction[0], spec.grid.seed[0]) is None:
         return labels
     fields = [name for name, _ in spec.grid.fields()]

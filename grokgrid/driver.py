@@ -153,7 +153,7 @@ def split_note(spec: SweepSpec) -> str | None:
     whatever the learning rates (a task that can tell: toy_addition), or None."""
     fractions, seeds = spec.grid.train_fraction, spec.grid.seed
     pairs = len(fractions) * len(seeds)
-    if pairs > MAX_SPLITS_CHECKED:
+    if pairs > MAX_SPLITS_CHECKED or not spec.model.sums_operands:
         return None
     threshold = spec.phases.threshold
     counts = [variant.task.capped_splits(fractions, seeds, threshold) for variant in spec.variants()]

@@ -173,3 +173,5 @@ def test_a_run_whose_toy_split_caps_val_accuracy_says_so_in_its_reason():
     assert reasons[2].startswith("plain; its split determines") and "below 0.9" in reasons[2]
     assert labelled({"name": "toy_addition", "split": "determined"})["reason"].tolist() == ["plain"] * 3
     assert labelled({"name": "modular", "p": 7}, "mlp")["reason"].tolist() == ["plain"] * 3  # a task that cannot tell
+    # An MLP sees the operands apart, not as E_i + E_j: an undetermined pair is not out of its reach.
+    assert labelled({"name": "toy_addition"}, "mlp")["reason"].tolist() == ["plain"] * 3

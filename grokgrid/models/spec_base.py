@@ -41,6 +41,10 @@ class ModelSpec(Kind):
     """The network of a sweep. Subclasses: one per model (``grokgrid.models.MODELS``)."""
 
     section: ClassVar[str] = "model"
+    # Whether the network sees two operands only through the sum of their embeddings (Liu's toy
+    # model): then a pair the training pairs do not determine (TaskSpec.ideal_accuracy) can be
+    # right only by luck, and grokgrid says so (driver.split_note, api._with_capped_splits).
+    sums_operands: ClassVar[bool] = False
 
     def task_inputs(self) -> dict[str, bool]:
         """How the model reads the task (the keywords of TaskSpec.load): operand pairs or features

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, ClassVar, Sequence
 
 from grokgrid.models.spec_base import ACTIVATION_NAMES, ModelSpec, layer_widths
 from grokgrid.spec_kinds import parameter, tag
@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class ToySpec(ModelSpec):
+    sums_operands: ClassVar[bool] = True  # E_i + E_j, then the decoder
+
     name: str = tag("toy")
     embed_dim: int = parameter(1, minimum=1)
     hidden: tuple[int, ...] = parameter((200, 200), parse=layer_widths)
