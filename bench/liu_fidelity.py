@@ -6,8 +6,9 @@ grokgrid's split and once for the split the authors' code draws from the same se
 phase of every (representation lr, decoder lr) cell: grokgrid's (``sweeps/liu_lr.yaml``'s setup,
 trained in-process on one torch thread, no Ray) and, with ``--reference``, the authors'
 (``toy/train_add.py`` of a clone of ejmichaud/grokking-squared, as their
-``produce_figure_data.py`` calls it for Fig. 6a). Both are labelled by the same rule: val
-accuracy >= 0.9 less than 1,000 steps after train accuracy is comprehension, later grokking.
+``produce_figure_data.py`` calls it for Fig. 6a). Both are labelled by grokgrid's classifier
+with liu_lr's criteria: val accuracy >= 0.9 less than 1,000 steps after train accuracy is
+comprehension, later grokking.
 
     python bench/liu_fidelity.py                         # grokgrid, seeds 0-9, the comprehension band
     python bench/liu_fidelity.py --reference ../grokking-squared   # the authors' code beside it
@@ -39,13 +40,20 @@ BAND_DECODER_LRS = (1e-4, 10**-3.5)
 SHORT = {"comprehension": "comp", "grokking": "grok", "memorization": "mem", "confusion": "conf"}
 
 
-def phase_of(t_train: int | None, t_val: int | None, threshold_gap: int = 1000) -> str:
-    """Liu's phase from the first steps at train / val accuracy >= 0.9 (None: never)."""
-    if t_train is None:
-        return "confusion"
-    if t_val is None:
-        return "memorization"
-    return "comprehension" if t_val - t_train < threshold_gap else "grokking"
+def liu_lr_criteria():
+    """liu_lr's phase criteria (threshold 0.9, gap 1,000), for both codes' runs."""
+    from grokgrid import api
+    from grokgrid.spec import load_spec
+
+    return api.criteria(load_spec(ROOT / "sweeps" / "liu_lr.yaml"))
+
+
+def curve_phase(train_acc, val_acc, criteria) -> str:
+    """The phase of one run's per-step accuracies (step 0 first) by grokgrid's own classifier:
+    the authors' runs are labelled by the rule that labels grokgrid's."""
+    from grokgrid import phases
+
+    return phases.classify_curve(range(len(train_acc)), train_acc, val_acc, criteria=criteria).phase
 
 
 def grokgrid_split(seed: int, split: str = "random", fraction: float = 0.82):
@@ -82,7 +90,7 @@ def grokgrid_phases(seeds: list[int], repr_lrs: list[float], decoder_lrs: list[f
     import pandas as pd
     import torch
 
-    from grokgrid import api, grid, phases, train
+    from grokgrid import grid, phases, train
     from grokgrid.spec import spec_from_dict
     from grokgrid.spec_yaml import read_spec_file
 
@@ -95,25 +103,16 @@ def grokgrid_phases(seeds: list[int], repr_lrs: list[float], decoder_lrs: list[f
     spec = spec_from_dict(data)
     runs = grid.expand(spec)
     rows = [row for batch in train.run_pack(spec, runs) for row in batch]
-    labels = phases.classify(pd.DataFrame(rows), api.criteria(spec)).set_index("run_id")
+    labels = phases.classify(pd.DataFrame(rows), liu_lr_criteria()).set_index("run_id")
     return {(r.seed, r.repr_lr, r.decoder_lr): labels.loc[r.run_id, "phase"] for r in runs}
 
 
-def reference_phase(train_add, seed: int, repr_lr: float, decoder_lr: float, steps: int) -> str:
+def reference_phase(train_add, seed: int, repr_lr: float, decoder_lr: float, steps: int, criteria) -> str:
     """The authors' run, as produce_figure_data.train_many_fig5a calls it (their defaults: p 10,
     45 training pairs, full batch, MSE onto 30-d templates, width 200)."""
     with contextlib.redirect_stdout(io.StringIO()):
         result = train_add(eta_reprs=repr_lr, eta_dec=decoder_lr, steps=steps, eff_steps=1, seed=seed)
-    return phase_of(first_step_at(result["acc_train"]), first_step_at(result["acc_test"]))
-
-
-def first_step_at(accuracies, threshold: float = 0.9) -> int | None:
-    """The first step whose accuracy is >= threshold (their iter_train / iter_test), None if none
-    (where their code reports the last step)."""
-    import numpy as np
-
-    reached = np.flatnonzero(np.asarray(accuracies) >= threshold)
-    return int(reached[0]) if len(reached) else None
+    return curve_phase(result["acc_train"], result["acc_test"], criteria)
 
 
 def load_reference(path: Path):
@@ -148,11 +147,11 @@ def main() -> None:
     print(f"grokgrid: {len(ours)} runs in {(time.perf_counter() - started) / 60:.1f} min", file=sys.stderr)
     theirs: dict = {}
     if args.reference:
-        train_add = load_reference(args.reference)
+        train_add, criteria = load_reference(args.reference), liu_lr_criteria()
         started = time.perf_counter()
         for seed in args.seeds:
             for r, d in cells:
-                theirs[(seed, r, d)] = reference_phase(train_add, seed, r, d, args.steps)
+                theirs[(seed, r, d)] = reference_phase(train_add, seed, r, d, args.steps, criteria)
         print(f"authors' code: {len(theirs)} runs in {(time.perf_counter() - started) / 60:.1f} min", file=sys.stderr)
 
     names = " | ".join(f"repr {r:.2g}, dec {d:.2g}" for r, d in cells)

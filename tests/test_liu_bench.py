@@ -8,13 +8,23 @@ liu = bench_modules.load("liu_fidelity")
 splits = bench_modules.load("liu_splits")
 
 
-def test_phase_rule_is_liu_s():
-    assert liu.phase_of(None, None) == liu.phase_of(None, 50) == "confusion"
-    assert liu.phase_of(100, None) == "memorization"
-    assert liu.phase_of(100, 1099) == "comprehension"
-    assert liu.phase_of(100, 1100) == "grokking"  # a gap of exactly 1,000 steps is grokking
-    assert liu.first_step_at([0.1, 0.95, 0.5, 0.9]) == 1
-    assert liu.first_step_at([0.1, 0.89]) is None
+def test_the_authors_runs_are_labelled_by_liu_lr_s_rule():
+    criteria = liu.liu_lr_criteria()
+
+    def rising_at(t, steps=1500):  # accuracy 0.95 from step t on (None: never), 0 before
+        return [0.95 if t is not None and s >= t else 0.0 for s in range(steps)]
+
+    def phase(t_train, t_val):
+        return liu.curve_phase(rising_at(t_train), rising_at(t_val), criteria)
+
+    assert phase(None, None) == phase(None, 50) == "confusion"
+    assert phase(100, None) == "memorization"
+    assert phase(100, 1099) == "comprehension"
+    assert phase(100, 1100) == "grokking"  # a gap of exactly 1,000 steps is grokking
+    # The first step at 0.9 counts, whatever follows: train 0.95 at step 1 only, val from 1,001.
+    train = [0.1, 0.95] + [0.5] * 1198
+    assert liu.curve_phase(train, [0.0] * 1001 + [0.9] * 199, criteria) == "grokking"
+    assert liu.curve_phase(train, [0.0] * 1000 + [0.9] * 200, criteria) == "comprehension"
 
 
 def test_splits_are_the_seeds_own():
