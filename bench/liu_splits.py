@@ -62,13 +62,11 @@ def sweep_grid(name: str) -> tuple[object, list[float], list[int], float, str]:
     """(task spec, training fractions, seeds, phase threshold, results folder name) of a shipped
     toy-addition sweep."""
     from grokgrid.spec import load_spec
-    from grokgrid.spec_yaml import read_spec_file
 
     spec = load_spec(ROOT / "sweeps" / f"{name}.yaml")
-    grid = read_spec_file(ROOT / "sweeps" / f"{name}.yaml")["grid"]
     if spec.task.name != "toy_addition":
         raise SystemExit(f"{name}: not a toy_addition sweep")
-    return spec.task, [float(f) for f in grid["train_fraction"]], [int(s) for s in grid["seed"]], spec.phases.threshold, spec.name
+    return spec.task, list(spec.grid.train_fraction), list(spec.grid.seed), spec.phases.threshold, spec.name
 
 
 def main() -> None:
