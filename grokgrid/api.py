@@ -422,9 +422,7 @@ def _with_capped_splits(labels: pd.DataFrame, spec: SweepSpec, threshold: float)
     """The labels, where a run that did not generalise trained on a split that determines fewer
     than ``threshold`` of its validation examples (a task that can tell: toy_addition) with a
     reason that says so: no learning rate would have generalised it."""
-    if len(spec.grid.train_fraction) * len(spec.grid.seed) > driver.MAX_SPLITS_CHECKED:
-        return labels  # about a millisecond a split: not worked out for very many
-    if not spec.model.sums_operands:  # another network may answer an undetermined pair
+    if not driver.splits_worth_checking(spec):
         return labels
     if spec.task.ideal_accuracy(spec.grid.train_fraction[0], spec.grid.seed[0]) is None:
         return labels

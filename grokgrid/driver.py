@@ -148,19 +148,26 @@ def make_plan(spec: SweepSpec, *, runs_left: int | None = None, slots: int | Non
 MAX_SPLITS_CHECKED = 2_000
 
 
+def splits_worth_checking(spec: SweepSpec) -> bool:
+    """Whether a split that determines too few validation pairs caps this sweep's runs (the
+    model sees a pair only through E_i + E_j: ModelSpec.sums_operands), and the grid has few
+    enough splits to work them out (MAX_SPLITS_CHECKED)."""
+    pairs = len(spec.grid.train_fraction) * len(spec.grid.seed)
+    return spec.model.sums_operands and pairs <= MAX_SPLITS_CHECKED
+
+
 def split_note(spec: SweepSpec) -> str | None:
     """A line saying how many of the grid's splits cap val accuracy below the phase threshold
     whatever the learning rates (a task that can tell: toy_addition), or None."""
-    fractions, seeds = spec.grid.train_fraction, spec.grid.seed
-    pairs = len(fractions) * len(seeds)
-    if pairs > MAX_SPLITS_CHECKED or not spec.model.sums_operands:
+    if not splits_worth_checking(spec):
         return None
+    fractions, seeds = spec.grid.train_fraction, spec.grid.seed
     threshold = spec.phases.threshold
     counts = [variant.task.capped_splits(fractions, seeds, threshold) for variant in spec.variants()]
     capped = sum(c for c in counts if c)
     if not capped:
         return None
-    total = pairs * len(counts)
+    total = len(fractions) * len(seeds) * len(counts)
     return (f"note: {capped} of the {total} (training fraction, seed) splits determine fewer than {threshold:.0%} of "
             f"their validation pairs (Liu's ideal accuracy), so their runs cannot reach val accuracy {threshold:g} "
             "at any learning rate; task.split: determined trains every run on a split that determines them all")
