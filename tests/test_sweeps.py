@@ -13,6 +13,7 @@ from grokgrid.spec import load_spec
 from mnist_files import fake_mnist, write_mnist
 
 SWEEPS = sorted((Path(__file__).parent.parent / "sweeps").glob("*.yaml"))
+BENCH_SPECS = sorted((Path(__file__).parent.parent / "bench").glob("*.yaml"))
 
 
 def test_there_is_a_sweep_per_task_family():
@@ -35,6 +36,15 @@ def test_sweep_file_is_valid_and_names_are_unique(path):
     spec = load_spec(path)
     assert spec.grid.size() >= 1
     assert [load_spec(p).name for p in SWEEPS].count(spec.name) == 1
+
+
+@pytest.mark.parametrize("path", BENCH_SPECS, ids=lambda p: p.stem)
+def test_bench_spec_is_valid_and_named_apart_from_the_sweeps(path):
+    # bench/ holds the runs the README's numbers come from: each must still load, and under a
+    # name of its own, so that its results folder never takes a shipped sweep's.
+    spec = load_spec(path)
+    assert spec.grid.size() >= 1
+    assert spec.name not in {load_spec(p).name for p in SWEEPS + [b for b in BENCH_SPECS if b != path]}
 
 
 @pytest.mark.slow
