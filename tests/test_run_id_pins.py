@@ -63,6 +63,9 @@ SWEEP_PINS = {
     "grokfast_digits": (4, "a471cd0cff1184c8ac7e8b00b68993cb9a05155ec36d0c70a232d7532b830d0b", "b0d38f3a6254bc7bb45a38bb51fa74c7a7ab22f2cd967c7f629c588cbb4113dd"),
     # Lyu et al.'s misgrokking (issue 16): pinned as first shipped
     "lyu_misgrokking": (8, "35594429a9a86135b16c85978d3483b8b9e46006edc000bb6923b4cacde178e4", "bcff08415ac91a1afd7f144429b85a790eb0ee623ff99e1935c1497687135d7f"),
+    # Varma et al.'s semi-grokking on their transformer (issue 16): pinned as first shipped
+    "varma_semigrokking": (8, "6dff88e9a3e178b24863cf114564197323b968e09b6f097a980135ecfbe395ce", "432478593726830f447924bb68eaf840429b7fb5b191c4f73448ff38e11428c3"),
+    "varma_semigrokking_paper": (18, "ee9b20012b47526f514e3f421674d55910849900dd7072162f89060c667edcad", "e4616a17d9e4203a3d5f8639c8be9c6f676c3618b16c4de0bc7b5a74222a8b72"),
     "varma_ungrokking": (18, "bdbc349ff04762ff5f6142416e091d7d5e92e6d6777de2687f588dab83680a4f", "d223273b970f43f5a7b723803bacf3656b67f06288259e2112e6f293e7847d6e"),
     "s5_transformer": (6, "d264178dc398c8e942f686dafe930e24f4c2e754a20b54c4d84e01598a4de225", "e6ce80813a9a6b705d9d3ee4c1c125dd76b7d102320661a4b36d60bbe9db7534"),
 }
