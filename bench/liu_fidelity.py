@@ -13,9 +13,13 @@ comprehension, later grokking.
     python bench/liu_fidelity.py                         # grokgrid, seeds 0-9, the comprehension band
     python bench/liu_fidelity.py --reference ../grokking-squared   # the authors' code beside it
     python bench/liu_fidelity.py --split determined      # grokgrid on splits that determine every pair
+    python bench/liu_fidelity.py --split determined --reference ../grokking-squared --same-splits
+                                                         # the authors' code on grokgrid's splits
 
 grokgrid trains on random splits unless ``--split determined`` (liu_lr's own setting now), so
-that both codes draw their splits alike.
+that both codes draw their splits alike. With ``--same-splits`` the authors' code trains on
+grokgrid's split of each seed instead of drawing its own (their ``np.random.choice`` of the
+training ids is answered with grokgrid's), so that the two codes differ only in how they train.
 
 The default cells are liu_lr's comprehension band (decoder lr 1e-4 and 3.2e-4 under
 representation lr 3.2e-3 and 1e-2). About 3 min for grokgrid's 40 runs and 14 min for the
@@ -107,12 +111,38 @@ def grokgrid_phases(seeds: list[int], repr_lrs: list[float], decoder_lrs: list[f
     return {(r.seed, r.repr_lr, r.decoder_lr): labels.loc[r.run_id, "phase"] for r in runs}
 
 
-def reference_phase(train_add, seed: int, repr_lr: float, decoder_lr: float, steps: int, criteria) -> str:
+def reference_phase(train_add, seed: int, repr_lr: float, decoder_lr: float, steps: int, criteria, split=None) -> str:
     """The authors' run, as produce_figure_data.train_many_fig5a calls it (their defaults: p 10,
-    45 training pairs, full batch, MSE onto 30-d templates, width 200)."""
-    with contextlib.redirect_stdout(io.StringIO()):
+    45 training pairs, full batch, MSE onto 30-d templates, width 200); on ``split`` (a mask over
+    the 55 pairs) instead of their own draw when given."""
+    drawn = contextlib.nullcontext() if split is None else training_ids(split)
+    with contextlib.redirect_stdout(io.StringIO()), drawn:
         result = train_add(eta_reprs=repr_lr, eta_dec=decoder_lr, steps=steps, eff_steps=1, seed=seed)
     return curve_phase(result["acc_train"], result["acc_test"], criteria)
+
+
+@contextlib.contextmanager
+def training_ids(split):
+    """While open, numpy's draw of the training ids (``np.random.choice(55, 45, replace=False)``,
+    the call train_add makes once) returns ``split``'s ids; every other call (their minibatch
+    draws) is numpy's own. The draw still consumes numpy's stream, so what follows it is as
+    without the patch."""
+    import numpy as np
+
+    original = np.random.choice
+    ids = np.flatnonzero(np.asarray(split))
+
+    def choice(a, size=None, replace=True, p=None):
+        drawn = original(a, size, replace, p)
+        if isinstance(a, int) and a == len(split) and size == len(ids) and not replace:
+            return ids.copy()
+        return drawn
+
+    np.random.choice = choice
+    try:
+        yield
+    finally:
+        np.random.choice = original
 
 
 def load_reference(path: Path):
@@ -139,7 +169,11 @@ def main() -> None:
     parser.add_argument("--split", choices=("random", "determined"), default="random",
                         help="grokgrid's splits (the authors' code draws random ones)")
     parser.add_argument("--reference", type=Path, help="a clone of ejmichaud/grokking-squared: run the authors' code too")
+    parser.add_argument("--same-splits", action="store_true",
+                        help="the authors' code trains on grokgrid's split of each seed (with --reference)")
     args = parser.parse_args()
+    if args.same_splits and not args.reference:
+        parser.error("--same-splits needs --reference")
     cells = [(r, d) for r in args.repr_lrs for d in args.decoder_lrs]
 
     started = time.perf_counter()
@@ -150,8 +184,9 @@ def main() -> None:
         train_add, criteria = load_reference(args.reference), liu_lr_criteria()
         started = time.perf_counter()
         for seed in args.seeds:
+            split = grokgrid_split(seed, args.split) if args.same_splits else None
             for r, d in cells:
-                theirs[(seed, r, d)] = reference_phase(train_add, seed, r, d, args.steps, criteria)
+                theirs[(seed, r, d)] = reference_phase(train_add, seed, r, d, args.steps, criteria, split)
         print(f"authors' code: {len(theirs)} runs in {(time.perf_counter() - started) / 60:.1f} min", file=sys.stderr)
 
     names = " | ".join(f"repr {r:.2g}, dec {d:.2g}" for r, d in cells)
@@ -159,7 +194,8 @@ def main() -> None:
     print("| --- | --- | --- | " + " | ".join("---" for _ in cells) + " |")
     ideal = {"grokgrid": {}, "authors": {}}
     for seed in args.seeds:
-        for who, mask, table in (("grokgrid", grokgrid_split(seed, args.split), ours), ("authors", reference_split(seed), theirs)):
+        theirs_split = grokgrid_split(seed, args.split) if args.same_splits else reference_split(seed)
+        for who, mask, table in (("grokgrid", grokgrid_split(seed, args.split), ours), ("authors", theirs_split, theirs)):
             ideal[who][seed] = ideal_accuracy(mask)
             if who == "authors" and not theirs:
                 continue

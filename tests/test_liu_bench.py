@@ -35,6 +35,27 @@ def test_splits_are_the_seeds_own():
     assert liu.ideal_accuracy(liu.reference_split(0)) == 0.5  # what their code prints for seed 0
 
 
+def test_same_splits_answers_only_the_draw_of_the_training_ids():
+    import numpy as np
+
+    def draws():  # train_add's draw of its training ids, a minibatch draw, two more draws
+        return (np.random.choice(55, 45, replace=False), np.random.choice(np.arange(45), 45, replace=False),
+                np.random.choice(55, 10, replace=False), np.random.rand(3))
+
+    np.random.seed(0)
+    unpatched = draws()
+    split, original = liu.grokgrid_split(6, "determined"), np.random.choice
+    np.random.seed(0)
+    with liu.training_ids(split):
+        patched = draws()
+    assert np.random.choice is original  # put back on the way out
+    assert list(patched[0]) == list(np.flatnonzero(split.numpy())) != sorted(unpatched[0])
+    # Only that draw is answered, and it consumed numpy's stream as the real one does: the
+    # minibatch draws and everything after are numpy's own, as without the patch.
+    for ours, theirs in zip(patched[1:], unpatched[1:]):
+        assert list(ours) == list(theirs)
+
+
 def test_grokgrid_phases_label_every_cell_and_seed():
     labels = liu.grokgrid_phases([0, 1], [1e-2], [1e-4, 1e-3], steps=100, split="determined")
     assert set(labels) == {(s, 1e-2, d) for s in (0, 1) for d in (1e-4, 1e-3)}
