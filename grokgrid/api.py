@@ -421,7 +421,8 @@ def _classify(sweep_dir: Location, spec: SweepSpec, overrides: Mapping, out: Pat
 def _with_capped_splits(labels: pd.DataFrame, spec: SweepSpec, threshold: float) -> pd.DataFrame:
     """The labels, where a run that did not generalise trained on a split that determines fewer
     than ``threshold`` of its validation examples (a task that can tell: toy_addition) with a
-    reason that says so: no learning rate would have generalised it."""
+    reason that says so: by Liu's effective theory no learning rate generalises it (the training
+    pairs leave the other pairs' embeddings free; no liu_fraction run beat that share)."""
     if not driver.splits_worth_checking(spec):
         return labels
     if spec.task.ideal_accuracy(spec.grid.train_fraction[0], spec.grid.seed[0]) is None:
@@ -441,7 +442,7 @@ def _with_capped_splits(labels: pd.DataFrame, spec: SweepSpec, threshold: float)
             ideal[key] = task.ideal_accuracy(run.train_fraction, run.seed)
         if ideal[key] < threshold:
             reasons[i] += (f"; its split determines {ideal[key]:.0%} of the validation pairs (Liu's ideal accuracy), "
-                           f"below {threshold:g}: no learning rate could generalise it")
+                           f"below {threshold:g}: by Liu's effective theory no learning rate generalises it")
     return labels.assign(reason=reasons)
 
 

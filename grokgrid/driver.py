@@ -169,8 +169,9 @@ def split_note(spec: SweepSpec) -> str | None:
         return None
     total = len(fractions) * len(seeds) * len(counts)
     return (f"note: {capped} of the {total} (training fraction, seed) splits determine fewer than {threshold:.0%} of "
-            f"their validation pairs (Liu's ideal accuracy), so their runs cannot reach val accuracy {threshold:g} "
-            "at any learning rate; task.split: determined trains every run on a split that determines them all")
+            f"their validation pairs (Liu's ideal accuracy), so by Liu's effective theory their runs stay below val "
+            f"accuracy {threshold:g} at any learning rate; task.split: determined trains every run on a split that "
+            "determines them all")
 
 
 def large_sweep(spec: SweepSpec, address: str | None = None, num_cpus: int | None = None,

@@ -168,7 +168,7 @@ def test_a_run_whose_toy_split_caps_val_accuracy_says_so_in_its_reason():
 
     reasons = labelled({"name": "toy_addition"})["reason"].tolist()
     assert reasons[0] == ("plain; its split determines 74% of the validation pairs (Liu's ideal accuracy), below 0.9: "
-                          "no learning rate could generalise it")
+                          "by Liu's effective theory no learning rate generalises it")
     assert reasons[1] == "plain"  # it generalised: nothing to explain
     assert reasons[2].startswith("plain; its split determines") and "below 0.9" in reasons[2]
     assert labelled({"name": "toy_addition", "split": "determined"})["reason"].tolist() == ["plain"] * 3

@@ -30,7 +30,7 @@ class ToyAdditionSpec(TaskSpec):
     validation pair (Liu's ideal accuracy 1, ``ToyAddition.ideal_accuracy``), as the split of
     their Fig. 6 runs does: the seed's first such split (its random split when that one is).
     With ``random`` (the default) a split may cap val accuracy below the phase threshold, and
-    then no learning rate can generalise (bench/liu_splits.py).
+    then by Liu's effective theory no learning rate generalises it (bench/liu_splits.py).
     """
 
     name: str = tag("toy_addition")
