@@ -35,13 +35,6 @@ sys.path.insert(0, str(ROOT))
 SWEEPS = ("liu_fraction", "liu_lr")
 
 
-def split_ideal_accuracy(task, fraction: float, seed: int) -> float:
-    """The ideal val accuracy of the split ``task`` (a toy_addition spec) trains (fraction, seed) on."""
-    from grokgrid.tasks.toy_addition import ToyAddition
-
-    return ToyAddition(task.p).ideal_accuracy(task.split_mask(task.n_examples, fraction, seed))
-
-
 def trained_runs(results: Path | None, sweep_name: str) -> dict:
     """{(train_fraction, seed): (best val accuracy of its runs, "generalised/runs")} of a
     reproduced sweep (generalised: comprehension or grokking); {} when it is not there."""
@@ -87,8 +80,8 @@ def main() -> None:
               f" P(a random split can), {args.seeds:,} seeds | median ideal val acc, random splits{extra}")
         print("| --- | --- | --- | --- | --- | --- |" + (" --- | --- |" if trained else ""))
         for fraction in fractions:
-            own = [split_ideal_accuracy(task, fraction, s) for s in seeds]
-            many = [split_ideal_accuracy(random, fraction, s) for s in range(args.seeds)]
+            own = [task.ideal_accuracy(fraction, s) for s in seeds]  # the split each run trains on
+            many = [random.ideal_accuracy(fraction, s) for s in range(args.seeds)]
             can = sum(a >= threshold for a in own)
             share = sum(a >= threshold for a in many) / len(many)
             row = (f"| {fraction:g} | {round(fraction * n)} | {' '.join(f'{a:.2f}' for a in own)} | {can}/{len(own)} |"

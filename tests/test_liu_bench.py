@@ -65,7 +65,7 @@ def test_grokgrid_phases_label_every_cell_and_seed():
 def test_liu_splits_reads_each_sweep_s_own_splits(tmp_path):
     task, fractions, seeds, threshold, folder = splits.sweep_grid("liu_lr")
     assert task.split == "determined" and fractions == [0.82] and seeds == [0, 1, 2] and folder == "liu-lr"
-    assert [splits.split_ideal_accuracy(task, 0.82, s) for s in seeds] == [1.0, 1.0, 1.0]
+    assert [task.ideal_accuracy(0.82, s) for s in seeds] == [1.0, 1.0, 1.0]
     task, *_ = splits.sweep_grid("liu_fraction")
-    assert task.split == "random" and splits.split_ideal_accuracy(task, 0.82, 1) == 0.8  # liu_lr's seed 1 before
+    assert task.split == "random" and task.ideal_accuracy(0.82, 1) == 0.8  # liu_lr's seed 1 before
     assert splits.trained_runs(tmp_path, "liu-lr") == {} and splits.trained_runs(None, "liu-lr") == {}
