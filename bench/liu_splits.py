@@ -1,9 +1,10 @@
 """How much of its validation set a toy-addition split lets any network get right (Liu et al.).
 
 Liu et al.'s ideal accuracy (their Acc-bar, ``ToyAddition.ideal_accuracy``): the share of the
-validation pairs whose answer the training pairs determine through their parallelograms. A run
-whose split is below the phase threshold (0.9) cannot reach comprehension or grokking under any
-learning rates, so a claim over a sweep's runs is capped by its splits before anything trains.
+validation pairs whose answer the training pairs determine through their parallelograms. By
+Liu's effective theory a run whose split is below the phase threshold (0.9) reaches comprehension
+or grokking under no learning rate, so a claim over a sweep's runs is capped by its splits before
+anything trains.
 
 For the training fractions and seeds of the Liu sweeps (``sweeps/liu_fraction.yaml``,
 ``sweeps/liu_lr.yaml``): the ideal val accuracy of each seed's split (as the sweep draws it:

@@ -47,8 +47,9 @@ class ToyAddition:
         E_i + E_j = E_m + E_n follows linearly from the training set's own parallelograms, so
         that any representation which fits the training set puts (i, j) where (m, n) is.
 
-        A split below the phase threshold (0.9) cannot generalise under any learning rates: about
-        a quarter of random 45-of-55 splits at p = 10 (bench/liu_splits.py).
+        By Liu's effective theory a run on a split below the phase threshold (0.9) generalises
+        under no learning rate (the undetermined pairs come out right only by luck): about a
+        quarter of random 45-of-55 splits at p = 10 (bench/liu_splits.py).
         """
         validation = (~train_mask).nonzero().squeeze(1)
         if len(validation) == 0:
