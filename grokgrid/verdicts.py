@@ -45,10 +45,11 @@ def run_table(labels: pd.DataFrame, hyperparameters: pd.DataFrame, metrics: pd.D
 
 
 def verdicts(claims: tuple[ex.Expectation, ...], table: pd.DataFrame, metrics: pd.DataFrame | None = None) -> list[Verdict]:
-    return [_verdict(claim, _select(table, claim.where), metrics) for claim in claims]
+    return [_verdict(claim, select(table, claim.where), metrics) for claim in claims]
 
 
-def _select(table: pd.DataFrame, where) -> pd.DataFrame:
+def select(table: pd.DataFrame, where) -> pd.DataFrame:
+    """The rows of ``table`` (one per run, a column per axis) inside a claim's ``where``."""
     keep = np.ones(len(table), dtype=bool)
     for axis, allowed in where:
         if allowed.values and not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in allowed.values):
@@ -162,7 +163,7 @@ def _speedup(c: ex.SpeedupCheck, runs: pd.DataFrame):
     want = f"{c.quantity} at least {c.at_least:g}x sooner (median over median)"
     groups = {}
     for key, selection in (("of", c.of), ("over", c.over)):
-        chosen = _select(runs, selection)
+        chosen = select(runs, selection)
         if chosen.empty:
             return False, f"no run matches '{key}'", want
         times = chosen[c.quantity].to_numpy(dtype=float)

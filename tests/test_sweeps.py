@@ -96,7 +96,7 @@ def _contradicting_table(spec, claim):
     if isinstance(c, ex.SpeedupCheck):  # the treated runs get there later than the baseline
         from grokgrid import verdicts
 
-        slower = table["run_id"].isin(verdicts._select(table, c.of)["run_id"])
+        slower = table["run_id"].isin(verdicts.select(table, c.of)["run_id"])
         table[c.quantity] = np.where(slower, 200.0, 100.0)
     return table, None
 
