@@ -36,7 +36,7 @@ SWEEP_PINS = {
     "liu_lr": (147, "5b146be2b26eb74225bca2b8b2f245cfe4a37f55b91d630bdfa9c5a4140e7656", "d01e04db91aac68e6b7552cdb173cd60d3dbdf36c6a97f3f76b26f8f4d18ad06"),
     # + Tan & Huang's perturbed-entropy claim (issue 16): the same runs, a new dump
     "nanda_fraction": (12, "3470bcc40b3f9534ae1f9306d3c1da09bfcba823915f79c3c4a57ef7625185d8", "590339fcb0cbf5a52829fff424b6dc4a7d42633777b8ca10b5968f11d4853116"),
-    "nanda_fraction_paper": (21, "4a8fbd7be714f6fa1917a1a183d6889b2dcbb7848cff262d702279a38244d920", "5c89b1d447b8f33c4770d9cc2901951c0d47b1bb07b87fd6fe60087f273ae293"),
+    "nanda_fraction_paper": (21, "4a8fbd7be714f6fa1917a1a183d6889b2dcbb7848cff262d702279a38244d920", "7bca7145f2a5384fe380d83ea7c921882b8821d2dbc8417efbf622f39801e244"),
     "lyu_matrix": (8, "d656ed00edd3127b897e8f730402c7403b2718bc927497ac4445ae510df7cb72", "c79b712a4732a75a09581230cac5bb71b9787a206feab8769755b25087de6599"),
     # Lyu et al.'s setup (logistic loss, alpha = initial norm): a new recipe, so new run ids; the
     # first grid's ids still hold (test_lyu_sparse_first_grid_keeps_its_run_ids)
@@ -48,7 +48,7 @@ SWEEP_PINS = {
     # Nanda's own init and warm-up, wd 1 only (issue 21): a new recipe, so new run ids
     "nanda_transformer": (3, "0c8bc5cad9d4eee272dc74fe9ab3aeae3c00b48051df24d069c81aba30b1a916", "64e11e943e0d8747dd0cc6e2d5c87b9ece470e79a448da21cec3e0aeb3acc726"),
     # real MNIST from a local copy (issue 16); task.root is no part of a run id, so these hold wherever it points
-    "omnigrok_mnist": (60, "0c95505a42bdfb474bb66b92c362125d80a2babedf1e82c8546267a0e8fd5057", "0ad7ca28daa21d5063e265d8acc9cee47d7290fb8225a371d5f6bcad1fb91ce9"),
+    "omnigrok_mnist": (60, "0c95505a42bdfb474bb66b92c362125d80a2babedf1e82c8546267a0e8fd5057", "e2ba6a87ef3f06620d4624d0b869ede474d6efec8c1e3e19b73476af3a7a56a2"),
     # the CPU-size Omnigrok reproduction (batch 200, wd 0.03/0.1) replaced the creeping full-batch grid
     "omnigrok_digits": (12, "ac717cde79f3fce3deaec021041dc6dfd35fb93d48d5d68de6f7fdcb6de3cda0", "cb2514844df9bf6924722aea153708ee310bc055799ad089c50587aff2c8acf0"),
     # one run per trial on CPU workers: the same run ids, a new dump
@@ -68,6 +68,14 @@ SWEEP_PINS = {
     "varma_semigrokking_paper": (18, "ee9b20012b47526f514e3f421674d55910849900dd7072162f89060c667edcad", "e4616a17d9e4203a3d5f8639c8be9c6f676c3618b16c4de0bc7b5a74222a8b72"),
     "varma_ungrokking": (18, "bdbc349ff04762ff5f6142416e091d7d5e92e6d6777de2687f588dab83680a4f", "d223273b970f43f5a7b723803bacf3656b67f06288259e2112e6f293e7847d6e"),
     "s5_transformer": (6, "d264178dc398c8e942f686dafe930e24f4c2e754a20b54c4d84e01598a4de225", "e6ce80813a9a6b705d9d3ee4c1c125dd76b7d102320661a4b36d60bbe9db7534"),
+    # The paper sizes of the Liu and Lyu reproductions (issue 16): pinned as first shipped.
+    # omnigrok_mnist and nanda_fraction_paper then took their CPU sizes' claims (the dump
+    # changed, the run ids did not).
+    "liu_lr_paper": (300, "176e31a0de1a53c4a7b6e661d066862615211e54ad7445858cce49374b662230", "c953ad0b82d2fecd7f5bf9ed591afdd246ca9f992a515124e8ec9ae7ac633996"),
+    "liu_decoder_wd_paper": (330, "645304e30ffeb99231e160c657eebbf7d54c206f212d3d5f6de3fcc11a4cfebd", "c61e9a1fd46cf5b83a6e80bc7469e8f74723e87b7d5fc95e5075a246219e052d"),
+    "liu_fraction_paper": (33, "9a5af26b33e1976c3bf49311b065175d79a1072f8c5f015dc5286957133e5aca", "fe8d17c58b83ae249f1d3ae31be4a563e60abbbc8b435c48dd40a0fee749922f"),
+    "lyu_sparse_paper": (15, "35ef9c466b82260198777db9a5c84db7c7d03697a33eea60ad352e2855dc5609", "9e0ebbc866628a2a4503c7efff375fc4878119470d99332c5ede0e5c605c8416"),
+    "lyu_misgrokking_paper": (8, "9cf9396003748191153cc433079d0a4a93cc3c0510c1ac252a96574ab040e341", "cbc1b3fea310e803a13db442507adbf5d668be8744e0283ef58dacbd27efccde"),
 }
 
 DEFAULT_PINS = {
