@@ -69,3 +69,35 @@ def test_liu_splits_reads_each_sweep_s_own_splits(tmp_path):
     task, *_ = splits.sweep_grid("liu_fraction")
     assert task.split == "random" and task.ideal_accuracy(0.82, 1) == 0.8  # liu_lr's seed 1 before
     assert splits.trained_runs(tmp_path, "liu-lr") == {} and splits.trained_runs(None, "liu-lr") == {}
+
+
+def test_a_split_s_unseen_answers_cap_it_above_liu_s_ideal_accuracy():
+    import torch
+
+    from grokgrid.tasks.toy_addition import ToyAddition
+
+    toy = ToyAddition(10)
+    everything_but_nine_nine = torch.ones(55, dtype=torch.bool)
+    everything_but_nine_nine[-1] = False  # (9, 9) is the only pair with the answer 18
+    assert splits.seen_answer_share(10, everything_but_nine_nine) == 0.0
+    task, *_ = splits.sweep_grid("liu_fraction")
+    for seed in range(40):  # a determined pair has a training pair with its answer: never the other way round
+        mask = task.split_mask(task.n_examples, 0.6, seed)
+        assert splits.seen_answer_share(10, mask) >= toy.ideal_accuracy(mask)
+
+
+def test_at_least_probability_is_the_poisson_binomial_tail():
+    assert splits.at_least_probability([0.5, 0.5], 1) == 0.75
+    assert splits.at_least_probability([1.0, 0.0, 0.5], 2) == 0.5
+    assert splits.at_least_probability([0.3, 0.2], 0) == 1.0 and splits.at_least_probability([0.3], 2) == 0.0
+
+
+def test_claim_ceilings_count_the_runs_a_claim_selects():
+    spec = splits.sweep_spec("liu_fraction")
+    fractions, seeds = spec.grid.train_fraction, spec.grid.seed
+    own = {(f, s): f >= 0.8 for f in fractions for s in seeds}
+    (line,) = splits.claim_ceilings(spec, {f: 0.5 for f in fractions}, own)
+    assert "common" in line and ">= 0.75 of 20 runs (15)" in line and "10 of this sweep's 20 splits" in line
+    assert "expected share is 0.50" in line and f"probability {splits.at_least_probability([0.5] * 20, 15):.2g}" in line
+    (line,) = splits.claim_ceilings(spec, {f: 1.0 for f in fractions}, own)
+    assert "probability 1" in line
