@@ -109,3 +109,40 @@ def test_every_shipped_claim_fails_on_runs_that_contradict_it(path):
     for claim in spec.expect:
         (verdict,) = verdicts.verdicts((claim,), *_contradicting_table(spec, claim))
         assert not verdict.passed, f"{path.name}: {claim.claim!r} passed on contradicting runs: {verdict.measured}"
+
+
+# Each seed paper's CPU-size reproduction and its paper size (issue 16: "each in two sizes").
+PAPER_SIZES = {
+    "liu_lr": "liu_lr_paper",
+    "liu_decoder_wd": "liu_decoder_wd_paper",
+    "liu_fraction": "liu_fraction_paper",
+    "nanda_fraction": "nanda_fraction_paper",
+    "omnigrok_digits": "omnigrok_mnist",
+    "lyu_sparse": "lyu_sparse_paper",
+    "lyu_misgrokking": "lyu_misgrokking_paper",
+    "varma_semigrokking": "varma_semigrokking_paper",
+    "varma_ungrokking_mlp": "varma_ungrokking",
+    "grokfast_transformer": "grokfast_transformer_paper",
+}
+# A CPU-size claim on an arm the paper size does not train.
+ONLY_AT_CPU_SIZE = {("grokfast_transformer", "the input perturbation makes the baseline reach 95% val accuracy sooner")}
+
+
+def test_every_paper_size_is_paired_with_a_cpu_size():
+    papers = {p.stem for p in SWEEPS if "paper size" in load_spec(p).description or "paper's size" in load_spec(p).description}
+    assert papers <= set(PAPER_SIZES.values())  # varma_ungrokking says "cluster" in its header instead
+    for cpu in PAPER_SIZES:
+        assert "(CPU size)" in load_spec(SWEEPS[0].parent / f"{cpu}.yaml").description
+
+
+@pytest.mark.parametrize("cpu, paper", sorted(PAPER_SIZES.items()))
+def test_a_paper_size_checks_its_cpu_size_s_claims(cpu, paper):
+    # The same words and the same check (its bars and phases); only the runs a claim selects
+    # (`where`: the grids differ) and the source's detail may differ between the sizes.
+    def checks(name):
+        return {c.claim: (c.kind, c.to_data()[c.kind]) for c in load_spec(SWEEPS[0].parent / f"{name}.yaml").expect}
+
+    at_paper = checks(paper)
+    for claim, check in checks(cpu).items():
+        if (cpu, claim) not in ONLY_AT_CPU_SIZE:
+            assert at_paper.get(claim) == check, f"{paper}.yaml: {claim!r}"
