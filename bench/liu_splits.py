@@ -7,9 +7,9 @@ or grokking under no learning rate, so a claim over a sweep's runs is capped by 
 anything trains.
 
 For the training fractions and seeds of the Liu sweeps (``sweeps/liu_fraction.yaml``,
-``sweeps/liu_fraction_paper.yaml``, ``sweeps/liu_lr.yaml``): the ideal val accuracy of each seed's split (as the sweep draws it:
-``task.split``), the number of runs that can reach 0.9, and over many seeds the probability that
-a random split can.
+``sweeps/liu_fraction_paper.yaml``, ``sweeps/liu_lr.yaml``): the ideal val accuracy of each
+seed's split (as the sweep draws it: ``task.split``), the number of runs that can reach 0.9, and
+over many seeds the probability that a random split can.
 
     python bench/liu_splits.py                  # the three sweeps, 1,000 seeds per fraction
     python bench/liu_splits.py --seeds 200      # quicker
@@ -26,7 +26,7 @@ each of the sweep's claims that asks for a share of generalising runs gets its c
 of the runs it selects train on a split that can reach the threshold, the expected share over
 random splits, and the chance that fresh random splits would let the claim pass at all.
 
-No training: about 20 s for 1,000 seeds at each of liu_fraction's 8 fractions.
+No training: a few seconds per sweep at 1,000 seeds a fraction.
 """
 
 from __future__ import annotations
@@ -167,6 +167,7 @@ def main() -> None:
         if ceilings:
             print("\nIts claims on the share of runs that generalise, against what the splits allow:")
             print("\n".join(ceilings))
+
 
 if __name__ == "__main__":
     main()
