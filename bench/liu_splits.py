@@ -127,7 +127,11 @@ def sweep_spec(name: str):
 def sweep_grid(name: str) -> tuple[object, list[float], list[int], float, str]:
     """(task spec, training fractions, seeds, phase threshold, results folder name) of a shipped
     toy-addition sweep."""
-    spec = sweep_spec(name)
+    return grid_of(sweep_spec(name))
+
+
+def grid_of(spec) -> tuple[object, list[float], list[int], float, str]:
+    """``sweep_grid``'s fields of a loaded spec."""
     return spec.task, list(spec.grid.train_fraction), list(spec.grid.seed), spec.phases.threshold, spec.name
 
 
@@ -138,7 +142,8 @@ def main() -> None:
     parser.add_argument("--results", type=Path, help="the results root the sweeps were reproduced in (e.g. results)")
     args = parser.parse_args()
     for name in args.sweeps:
-        task, fractions, seeds, threshold, folder = sweep_grid(name)
+        spec = sweep_spec(name)
+        task, fractions, seeds, threshold, folder = grid_of(spec)
         random = dataclasses.replace(task, split="random")
         trained = trained_runs(args.results, folder)
         n = task.n_examples
@@ -163,7 +168,7 @@ def main() -> None:
                 runs = [trained.get((fraction, s), (float("nan"), "-")) for s in seeds]
                 row += f" {' '.join(f'{best:.2f}' for best, _ in runs)} | {' '.join(share for _, share in runs)} |"
             print(row, flush=True)
-        ceilings = claim_ceilings(sweep_spec(name), can, own)
+        ceilings = claim_ceilings(spec, can, own)
         if ceilings:
             print("\nIts claims on the share of runs that generalise, against what the splits allow:")
             print("\n".join(ceilings))

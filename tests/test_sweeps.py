@@ -12,7 +12,8 @@ from grokgrid import grid, store, train
 from grokgrid.spec import load_spec
 from mnist_files import fake_mnist, write_mnist
 
-SWEEPS = sorted((Path(__file__).parent.parent / "sweeps").glob("*.yaml"))
+SWEEP_DIR = Path(__file__).parent.parent / "sweeps"
+SWEEPS = sorted(SWEEP_DIR.glob("*.yaml"))
 BENCH_SPECS = sorted((Path(__file__).parent.parent / "bench").glob("*.yaml"))
 
 
@@ -132,7 +133,7 @@ def test_every_paper_size_is_paired_with_a_cpu_size():
     papers = {p.stem for p in SWEEPS if "paper size" in load_spec(p).description or "paper's size" in load_spec(p).description}
     assert papers <= set(PAPER_SIZES.values())  # varma_ungrokking says "cluster" in its header instead
     for cpu in PAPER_SIZES:
-        assert "(CPU size)" in load_spec(SWEEPS[0].parent / f"{cpu}.yaml").description
+        assert "(CPU size)" in load_spec(SWEEP_DIR / f"{cpu}.yaml").description
 
 
 @pytest.mark.parametrize("cpu, paper", sorted(PAPER_SIZES.items()))
@@ -140,7 +141,7 @@ def test_a_paper_size_checks_its_cpu_size_s_claims(cpu, paper):
     # The same words and the same check (its bars and phases); only the runs a claim selects
     # (`where`: the grids differ) and the source's detail may differ between the sizes.
     def checks(name):
-        return {c.claim: (c.kind, c.to_data()[c.kind]) for c in load_spec(SWEEPS[0].parent / f"{name}.yaml").expect}
+        return {c.claim: (c.kind, c.to_data()[c.kind]) for c in load_spec(SWEEP_DIR / f"{name}.yaml").expect}
 
     at_paper = checks(paper)
     for claim, check in checks(cpu).items():
